@@ -1,0 +1,5 @@
+import sys
+
+from razn.cli import main
+
+sys.exit(main())

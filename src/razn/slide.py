@@ -1,0 +1,449 @@
+"""Whole-slide images as lazy pyramids, read in level-0 coordinates at any mpp.
+
+`open_slide` turns a slide file into a `Slide`: one dask array per pyramid
+level (largest first) over tifffile's zarr store, so nothing is decoded
+until someone looks at it, plus the facts the rest of the project needs
+(downsamples, mpp, magnification). `Slide.read_region` is the one way the
+core reads pixels: a box in level-0 pixels, returned at a target resolution,
+read from the nearest finer stored level and resized when no level matches.
+
+Opening only parses the TIFF directory and metadata; on a 100k x 100k slide
+that is a few tile-offset tables, not pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from razn.errors import SlideError
+
+#: File endings opened as TIFF-family slides, and as plain images.
+TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".qptiff", ".btf")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SLIDE_SUFFIXES = TIFF_SUFFIXES + IMAGE_SUFFIXES
+
+#: Plain images are decoded whole; anything larger should be a tiled TIFF.
+MAX_IMAGE_PIXELS = 20_000 * 20_000
+
+# dask chunks are a whole number of file tiles near this edge: large enough
+# that a 100k x 100k level is ~10k chunks (a cheap graph), small enough that
+# a napari view decodes little more than it shows.
+_CHUNK_EDGE = 1024
+
+# Single-level files get coarser levels computed lazily down to this size,
+# so napari can show the whole slide without reading level 0 at once.
+_SMALLEST_LEVEL_EDGE = 512
+
+#: Value used outside the slide: white, as glass.
+BACKGROUND = 255
+
+
+@dataclass(frozen=True)
+class Level:
+    """One stored or derived pyramid level."""
+
+    array: da.Array  # (height, width, 3) uint8
+    downsample_xy: tuple[float, float]  # level-0 pixels per level pixel, x and y
+    stored: bool  # False for levels derived lazily from a finer one
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.array.shape[0]), int(self.array.shape[1])
+
+    @property
+    def downsample(self) -> float:
+        return (self.downsample_xy[0] + self.downsample_xy[1]) / 2
+
+
+class Slide:
+    """A whole-slide image: a pyramid of lazy RGB levels and its metadata.
+
+    Use `open_slide` to make one. Close it (or use it as a context manager)
+    to release the file.
+
+    Attributes
+    ----------
+    path : Path
+    format : str
+        "aperio-svs", "ome-tiff", "leica-scn", "hamamatsu-ndpi", "tiff" or "image".
+    levels : list of dask.array.Array
+        (height, width, 3) uint8 arrays, largest first.
+    downsamples : list of float
+        Level-0 pixels per pixel of each level.
+    mpp : float or None
+        Microns per level-0 pixel; None when the file does not say and the
+        caller did not pass one.
+    mpp_source : str or None
+        Where the mpp came from ("Aperio MPP", "user", ...).
+    magnification : float or None
+        Objective power the slide was scanned at, when recorded.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        format: str,
+        levels: list[Level],
+        *,
+        mpp: float | None,
+        mpp_source: str | None,
+        magnification: float | None,
+        tile_size: tuple[int, int] | None,
+        compression: str | None,
+        read_stored,
+        close=None,
+    ):
+        self.path = path
+        self.format = format
+        self._levels = levels
+        self.mpp = mpp
+        self.mpp_source = mpp_source
+        self.magnification = magnification
+        self.tile_size = tile_size
+        self.compression = compression
+        self._read_stored = read_stored  # (level, y0, y1, x0, x1) -> ndarray
+        self._close = close
+
+    # -- pyramid ---------------------------------------------------------
+    @property
+    def levels(self) -> list[da.Array]:
+        return [level.array for level in self._levels]
+
+    @property
+    def level_info(self) -> list[Level]:
+        return list(self._levels)
+
+    @property
+    def downsamples(self) -> list[float]:
+        return [level.downsample for level in self._levels]
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """(height, width) of level 0 in pixels."""
+        return self._levels[0].shape
+
+    def level_mpp(self, level: int) -> float | None:
+        return None if self.mpp is None else self.mpp * self._levels[level].downsample
+
+    def __repr__(self) -> str:
+        h, w = self.dimensions
+        mpp = f"{self.mpp:.4g} um/px" if self.mpp else "unknown mpp"
+        return f"<Slide {self.path.name} {self.format} {w}x{h}, {len(self._levels)} levels, {mpp}>"
+
+    def facts(self, *, tissue: bool = True) -> dict:
+        """The slide's facts as JSON-ready values (what `razn info` prints).
+
+        `tissue=False` leaves out the tissue fraction, which reads pixels.
+        """
+        facts = {
+            "path": str(self.path),
+            "format": self.format,
+            "levels": [
+                {"shape": list(lv.shape), "downsample": round(lv.downsample, 4), "stored": lv.stored}
+                for lv in self._levels
+            ],
+            "mpp": self.mpp,
+            "mpp_source": self.mpp_source,
+            "magnification": self.magnification,
+            "tile_size": list(self.tile_size) if self.tile_size else None,
+            "compression": self.compression,
+        }
+        if tissue:
+            facts["tissue_fraction"] = round(self.tissue_fraction, 4)
+        return facts
+
+    # -- reading ---------------------------------------------------------
+    def _target_downsample(self, mpp: float | None, downsample: float | None) -> float:
+        if (mpp is None) == (downsample is None):
+            raise ValueError("give exactly one of mpp= or downsample=")
+        if downsample is not None:
+            if not downsample > 0:
+                raise ValueError(f"downsample must be positive, not {downsample}")
+            return float(downsample)
+        if not mpp > 0:
+            raise ValueError(f"mpp must be positive, not {mpp}")
+        if self.mpp is None:
+            raise SlideError(
+                "the slide has no pixel size (mpp) in its metadata; open it with "
+                "open_slide(path, mpp=...) or read by downsample=",
+                self.path,
+            )
+        return mpp / self.mpp
+
+    def best_level(self, downsample: float) -> int:
+        """The stored level to read for a target downsample: the coarsest one
+        that is not coarser than the target (reading finer and shrinking keeps
+        detail; reading coarser and enlarging would invent it)."""
+        best = 0
+        for i, level in enumerate(self._levels):
+            if level.stored and level.downsample <= downsample * (1 + 1e-3):
+                if level.downsample > self._levels[best].downsample:
+                    best = i
+        return best
+
+    def read_region(
+        self,
+        location: tuple[float, float],
+        size: tuple[float, float],
+        *,
+        mpp: float | None = None,
+        downsample: float | None = None,
+    ) -> np.ndarray:
+        """Pixels of a level-0 box at a target resolution.
+
+        Parameters
+        ----------
+        location : (x, y)
+            Top-left corner of the box in level-0 pixels.
+        size : (width, height)
+            Extent of the box in level-0 pixels.
+        mpp, downsample : float
+            The resolution to return, in microns per pixel or in level-0
+            pixels per output pixel; give exactly one.
+
+        Returns
+        -------
+        ndarray (round(height / d), round(width / d), 3) uint8, where d is the
+        target downsample. Parts of the box outside the slide are white.
+        """
+        x, y = (float(v) for v in location)
+        w, h = (float(v) for v in size)
+        if not (w > 0 and h > 0):
+            raise ValueError(f"region size must be positive, not {size}")
+        target = self._target_downsample(mpp, downsample)
+        height0, width0 = self.dimensions
+        if x >= width0 or y >= height0 or x + w <= 0 or y + h <= 0:
+            raise SlideError(
+                f"region at ({x:g}, {y:g}) of size {w:g}x{h:g} lies outside the "
+                f"slide ({width0}x{height0} level-0 pixels)",
+                self.path,
+            )
+        out_w, out_h = max(1, round(w / target)), max(1, round(h / target))
+        index = self.best_level(target)
+        level = self._levels[index]
+        dx, dy = level.downsample_xy
+        # The box in this level's pixel coordinates, possibly fractional.
+        fx0, fy0, fx1, fy1 = x / dx, y / dy, (x + w) / dx, (y + h) / dy
+        ix0, iy0 = math.floor(fx0 + 1e-6), math.floor(fy0 + 1e-6)
+        ix1, iy1 = math.ceil(fx1 - 1e-6), math.ceil(fy1 - 1e-6)
+        window = self._read_window(index, iy0, iy1, ix0, ix1)
+        if (ix1 - ix0, iy1 - iy0) == (out_w, out_h) and _near_int(fx0, fy0, fx1, fy1):
+            return window
+        return _resize(window, (out_w, out_h), (fx0 - ix0, fy0 - iy0, fx1 - ix0, fy1 - iy0))
+
+    def _read_window(self, index: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Integer window of a stored level, padded with white outside it."""
+        lh, lw = self._levels[index].shape
+        cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, lh), max(x0, 0), min(x1, lw)
+        inside = self._read_stored(index, cy0, cy1, cx0, cx1)
+        if (cy0, cy1, cx0, cx1) == (y0, y1, x0, x1):
+            return inside
+        window = np.full((y1 - y0, x1 - x0, 3), BACKGROUND, np.uint8)
+        window[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = inside
+        return window
+
+    def thumbnail(self, max_size: int = 1024) -> np.ndarray:
+        """The whole slide, its longer side at most `max_size` pixels."""
+        height0, width0 = self.dimensions
+        target = max(height0, width0) / max_size
+        if target <= 1:
+            return self.read_region((0, 0), (width0, height0), downsample=1)
+        # Read from the smallest level (stored or derived) that is still at
+        # least max_size, so a single-level slide is not decoded whole twice.
+        for level in reversed(self._levels):
+            if max(level.shape) >= max_size or level is self._levels[0]:
+                image = np.asarray(level.array.compute())
+                break
+        from PIL import Image
+
+        scale = max_size / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+
+    # -- tissue ----------------------------------------------------------
+    @cached_property
+    def tissue_mask(self):
+        """Glass vs tissue on a coarse grid (`razn.tissue.TissueMask`), computed once."""
+        from razn.tissue import compute_tissue_mask
+
+        return compute_tissue_mask(self)
+
+    @property
+    def tissue_fraction(self) -> float:
+        """Fraction of the slide's area that holds tissue (0..1)."""
+        return self.tissue_mask.fraction
+
+    # -- life cycle ------------------------------------------------------
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _near_int(*values: float) -> bool:
+    return all(abs(v - round(v)) < 1e-6 for v in values)
+
+
+def _resize(window: np.ndarray, out_size: tuple[int, int], box) -> np.ndarray:
+    from PIL import Image
+
+    out_w, out_h = out_size
+    shrinking = out_w <= (box[2] - box[0]) and out_h <= (box[3] - box[1])
+    # BOX averages exactly the source pixels under each output pixel, which is
+    # what a scanner's own coarser level approximates; enlarging uses bilinear.
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(window).resize(out_size, resample, box=box))
+
+
+# ---------------------------------------------------------------------------
+# Opening
+
+
+def open_slide(path: str | os.PathLike, *, mpp: float | None = None) -> Slide:
+    """Open a whole-slide image lazily.
+
+    Parameters
+    ----------
+    path : path to an Aperio SVS, (OME-)TIFF, Leica SCN, Hamamatsu NDPI,
+        or a small PNG/JPEG image.
+    mpp : microns per level-0 pixel, overriding (or supplying, for files
+        without it) what the file records.
+
+    Raises
+    ------
+    SlideError naming the file and the problem: missing, empty, not an image,
+    corrupt, or not 8-bit RGB.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SlideError("no such file", path)
+    if path.is_dir():
+        raise SlideError("is a folder, not a slide file", path)
+    if path.stat().st_size == 0:
+        raise SlideError("the file is empty (0 bytes)", path)
+    if mpp is not None and not mpp > 0:
+        raise SlideError(f"mpp must be a positive number of microns per pixel, not {mpp}", path)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] in (b"II", b"MM"):
+        from razn._tiff_slide import open_tiff_slide
+
+        slide = open_tiff_slide(path)
+    elif magic[:4] == b"\x89PNG" or magic[:2] == b"\xff\xd8":
+        slide = _open_image(path)
+    else:
+        kind = "a text file" if _looks_like_text(path) else "not a TIFF, PNG or JPEG file"
+        raise SlideError(
+            f"cannot open as a slide: {kind} (supported: {', '.join(SLIDE_SUFFIXES)})", path
+        )
+    if mpp is not None:
+        slide.mpp, slide.mpp_source = float(mpp), "user"
+    return slide
+
+
+def _looks_like_text(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _open_image(path: Path) -> Slide:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise SlideError(
+                    f"{image.width}x{image.height} is too large for a plain image; "
+                    "convert it to a tiled pyramidal TIFF",
+                    path,
+                )
+            mode = image.mode
+            if mode not in ("RGB", "RGBA", "P"):
+                raise SlideError(f"holds {_describe_mode(mode)}; RAZN reads 8-bit RGB", path)
+            pixels = np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise SlideError(f"cannot decode the image: {error}", path) from None
+    level0 = da.from_array(pixels, chunks=(_CHUNK_EDGE, _CHUNK_EDGE, 3))
+
+    def read_stored(index, y0, y1, x0, x1):
+        return pixels[y0:y1, x0:x1]
+
+    return Slide(
+        path,
+        "image",
+        build_levels([level0], stored_count=1),
+        mpp=None,
+        mpp_source=None,
+        magnification=None,
+        tile_size=None,
+        compression=path.suffix.lstrip(".").lower() or None,
+        read_stored=read_stored,
+    )
+
+
+def _describe_mode(mode: str) -> str:
+    return {
+        "L": "8-bit grayscale pixels",
+        "LA": "grayscale pixels with alpha",
+        "1": "1-bit pixels",
+        "I;16": "16-bit grayscale pixels",
+        "I": "32-bit integer pixels",
+        "F": "32-bit float pixels",
+        "CMYK": "CMYK pixels",
+    }.get(mode, f"{mode} pixels")
+
+
+def build_levels(stored: list[da.Array], stored_count: int | None = None) -> list[Level]:
+    """Pyramid levels from stored arrays, adding lazily derived coarser ones.
+
+    A file with one level (or a pyramid that stops early) gets 2x coarser
+    levels computed by dask on demand, down to about 512 pixels, so a viewer
+    can show the whole slide without decoding all of level 0 at once.
+    """
+    height0, width0 = stored[0].shape[:2]
+    levels = [
+        Level(arr, (width0 / arr.shape[1], height0 / arr.shape[0]), True) for arr in stored
+    ]
+    last = stored[-1]
+    while max(last.shape[:2]) > 2 * _SMALLEST_LEVEL_EDGE and min(last.shape[:2]) >= 4:
+        last = _halve(last)
+        levels.append(Level(last, (width0 / last.shape[1], height0 / last.shape[0]), False))
+    return levels
+
+
+def _halve(array: da.Array) -> da.Array:
+    even = array[: array.shape[0] // 2 * 2, : array.shape[1] // 2 * 2]
+    # coarsen needs every chunk divisible by 2.
+    chunks = tuple(max(2, c // 2 * 2) for c in (even.chunksize[0], even.chunksize[1]))
+    even = even.rechunk((chunks[0], chunks[1], 3))
+    mean = da.coarsen(np.mean, even, {0: 2, 1: 2}, trim_excess=True, dtype=np.float32)
+    return (mean + 0.5).astype(np.uint8)
+
+
+def chunk_shape(tile: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, int]:
+    """dask chunk (rows, cols): whole file tiles, about 1024 pixels a side."""
+    if not tile or min(tile) <= 0:
+        return (min(shape[0], _CHUNK_EDGE), min(shape[1], _CHUNK_EDGE))
+    th, tw = tile
+    return (
+        min(shape[0], th * max(1, round(_CHUNK_EDGE / th))),
+        min(shape[1], tw * max(1, round(_CHUNK_EDGE / tw))),
+    )
