@@ -82,7 +82,7 @@ class SlideWidget(Container):
         if mpp:
             self.mpp_label.value = f"{mpp:.4f} um/px ({facts['mpp_source']})"
             # The layer is in microns, so napari's scale bar is true.
-            self._viewer.scale_bar.visible = True
+            _scale_bar(self._viewer).visible = True
         else:
             self.mpp_label.value = "unknown: not in the file; set it below"
         mag = facts["magnification"]
@@ -135,6 +135,13 @@ class SlideWidget(Container):
         layer.scale = (mpp, mpp)
         layer.units = ("um", "um")
         self.show_slide()
+
+
+def _scale_bar(viewer):
+    # napari 0.9 moved the scale bar under the canvas overlays.
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    return getattr(overlays, "scale_bar", None) or viewer.scale_bar
 
 
 def _is_slide(layer) -> bool:

@@ -9,6 +9,7 @@ store. Every problem becomes a `SlideError` naming the file.
 from __future__ import annotations
 
 import struct
+import weakref
 from pathlib import Path
 
 import dask.array as da
@@ -90,6 +91,9 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
             ) from None
         return np.ascontiguousarray(pixels)
 
+    # The file stays open while anything can still read its pixels: the dask
+    # levels (say, in a napari layer) hold the zarr store, so the files close
+    # when the store is collected, or earlier by Slide.close().
     return Slide(
         path,
         metadata.format,
@@ -100,8 +104,13 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
         tile_size=tile,
         compression=_compression_name(page),
         read_stored=read_stored,
-        close=lambda: (close_bytes(), tif.close()),
+        close=weakref.finalize(store, _close_all, close_bytes, tif.close),
     )
+
+
+def _close_all(*closers) -> None:
+    for close in closers:
+        close()
 
 
 def _main_series(tif: tifffile.TiffFile):
@@ -117,7 +126,7 @@ def _main_series(tif: tifffile.TiffFile):
         return None
 
     def area(series) -> int:
-        shape = dict(zip(series.axes, series.shape))
+        shape = dict(zip(series.axes, series.shape, strict=True))
         return shape.get("Y", 0) * shape.get("X", 0)
 
     return max(candidates, key=area)
@@ -126,7 +135,7 @@ def _main_series(tif: tifffile.TiffFile):
 def _check_pixels(path: Path, series, page) -> int:
     """Refuse anything but 8-bit RGB(A); return the channel axis (0 or -1)."""
     axes, shape = series.axes, series.shape
-    sizes = dict(zip(axes, shape))
+    sizes = dict(zip(axes, shape, strict=True))
     extra = {a: n for a, n in sizes.items() if a not in "YXSC" and n > 1}
     if extra:
         what = ", ".join(f"{n} {_AXIS_NAMES.get(a, a)}" for a, n in extra.items())
@@ -155,8 +164,7 @@ def _check_pixels(path: Path, series, page) -> int:
             "brightfield slides. Export an RGB rendering first.",
             path,
         )
-    channel_axis = axes.index("S") if "S" in axes else axes.index("C")
-    squeezed = [a for a, n in zip(axes, shape) if n > 1 or a in "YX"]
+    squeezed = [a for a, n in zip(axes, shape, strict=True) if n > 1 or a in "YX"]
     if squeezed not in (["Y", "X", "S"], ["S", "Y", "X"], ["C", "Y", "X"], ["Y", "X", "C"]):
         raise SlideError(f"unexpected pixel layout {axes} {shape}", path)
     return 0 if squeezed[0] in "SC" else -1

@@ -146,7 +146,11 @@ class Slide:
             "path": str(self.path),
             "format": self.format,
             "levels": [
-                {"shape": list(lv.shape), "downsample": round(lv.downsample, 4), "stored": lv.stored}
+                {
+                    "shape": list(lv.shape),
+                    "downsample": round(lv.downsample, 4),
+                    "stored": lv.stored,
+                }
                 for lv in self._levels
             ],
             "mpp": self.mpp,
@@ -183,9 +187,9 @@ class Slide:
         detail; reading coarser and enlarging would invent it)."""
         best = 0
         for i, level in enumerate(self._levels):
-            if level.stored and level.downsample <= downsample * (1 + 1e-3):
-                if level.downsample > self._levels[best].downsample:
-                    best = i
+            fits = level.stored and level.downsample <= downsample * (1 + 1e-3)
+            if fits and level.downsample > self._levels[best].downsample:
+                best = i
         return best
 
     def read_region(
@@ -419,9 +423,7 @@ def build_levels(stored: list[da.Array], stored_count: int | None = None) -> lis
     can show the whole slide without decoding all of level 0 at once.
     """
     height0, width0 = stored[0].shape[:2]
-    levels = [
-        Level(arr, (width0 / arr.shape[1], height0 / arr.shape[0]), True) for arr in stored
-    ]
+    levels = [Level(arr, (width0 / arr.shape[1], height0 / arr.shape[0]), True) for arr in stored]
     last = stored[-1]
     while max(last.shape[:2]) > 2 * _SMALLEST_LEVEL_EDGE and min(last.shape[:2]) >= 4:
         last = _halve(last)

@@ -46,7 +46,9 @@ def test_truncated_tiff(tmp_path, cmu_svs):
 
 def test_truncated_tile_data_fails_on_read(tmp_path):
     good = tmp_path / "good.tif"
-    tifffile.imwrite(good, tissue_image(512, 512), tile=(128, 128), photometric="rgb", compression="jpeg")
+    tifffile.imwrite(
+        good, tissue_image(512, 512), tile=(128, 128), photometric="rgb", compression="jpeg"
+    )
     data = good.read_bytes()
     path = tmp_path / "cut.tif"
     # Keep the header and IFD (written first by tifffile) but zero the tiles.

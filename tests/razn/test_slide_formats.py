@@ -50,7 +50,9 @@ def test_ome_tiff_physical_size(tmp_path, image, unit, mpp):
 def test_resolution_tags_give_mpp_and_screen_dpi_does_not(tmp_path, image):
     real = tmp_path / "real.tif"
     # 40000 pixels per cm = 0.25 um per pixel.
-    tifffile.imwrite(real, image, tile=(128, 128), resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        real, image, tile=(128, 128), resolution=(40000, 40000), resolutionunit="CENTIMETER"
+    )
     with razn.open_slide(real) as slide:
         assert slide.mpp == pytest.approx(0.25)
     screen = tmp_path / "screen.tif"
@@ -77,7 +79,9 @@ def test_stripped_tiff_reads_through_zarr(tmp_path, image):
     path = tmp_path / "strips.tif"
     tifffile.imwrite(path, image, photometric="rgb", rowsperstrip=64, compression="zlib")
     with razn.open_slide(path) as slide:
-        np.testing.assert_array_equal(slide.read_region((10, 20), (300, 100), downsample=1), image[20:120, 10:310])
+        np.testing.assert_array_equal(
+            slide.read_region((10, 20), (300, 100), downsample=1), image[20:120, 10:310]
+        )
 
 
 def test_rgba_becomes_rgb(tmp_path, image):

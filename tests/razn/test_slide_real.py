@@ -81,4 +81,6 @@ def test_read_region_matches_openslide(cmu_svs):
         reference = openslide.OpenSlide(str(cmu_svs))
         expected = np.asarray(reference.read_region((1000, 1200), 0, (300, 200)).convert("RGB"))
         reference.close()
-        np.testing.assert_array_equal(slide.read_region((1000, 1200), (300, 200), downsample=1), expected)
+        np.testing.assert_array_equal(
+            slide.read_region((1000, 1200), (300, 200), downsample=1), expected
+        )

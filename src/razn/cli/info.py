@@ -24,13 +24,17 @@ def format_facts(facts: dict) -> str:
     ]
     if facts["mpp"]:
         lines.append(f"  mpp             {facts['mpp']:.4f} um/px ({facts['mpp_source']})")
-        lines.append(f"  physical size   {w * facts['mpp'] / 1000:.2f} x {h * facts['mpp'] / 1000:.2f} mm")
+        lines.append(
+            f"  physical size   {w * facts['mpp'] / 1000:.2f} x {h * facts['mpp'] / 1000:.2f} mm"
+        )
     else:
         lines.append("  mpp             unknown: the file does not record it (pass --mpp)")
     mag = facts["magnification"]
     lines.append(f"  magnification   {f'{mag:g}x' if mag else 'unknown'}")
     tile = facts["tile_size"]
-    lines.append(f"  tiles           {f'{tile[1]} x {tile[0]}' if tile else 'none (strips or image)'}")
+    lines.append(
+        f"  tiles           {f'{tile[1]} x {tile[0]}' if tile else 'none (strips or image)'}"
+    )
     lines.append(f"  compression     {facts['compression']}")
     lines.append(f"  tissue          {facts['tissue_fraction']:.1%} of the slide")
     lines.append("  levels")
