@@ -77,7 +77,8 @@ class SlideWidget(Container):
         h, w = facts["levels"][0]["shape"]
         self.format_label.value = f"{facts['format']} ({facts['compression']})"
         self.size_label.value = f"{w:,} x {h:,} px"
-        self.levels_label.value = " / ".join(f"{lv['downsample']:g}" for lv in facts["levels"])
+        downsamples = ", ".join(f"{lv['downsample']:.3g}" for lv in facts["levels"])
+        self.levels_label.value = f"{len(facts['levels'])} (downsample {downsamples})"
         mpp = facts["mpp"]
         if mpp:
             self.mpp_label.value = f"{mpp:.4f} um/px ({facts['mpp_source']})"

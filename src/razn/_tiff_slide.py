@@ -142,8 +142,8 @@ def _check_pixels(path: Path, series, page) -> int:
         raise SlideError(f"holds a stack ({what}); RAZN reads one 8-bit RGB image", path)
     if series.dtype != np.uint8:
         raise SlideError(
-            f"holds {np.dtype(series.dtype).itemsize * 8}-bit {np.dtype(series.dtype).kind}"
-            f" pixels ({series.dtype}); RAZN reads 8-bit RGB brightfield slides",
+            f"holds {np.dtype(series.dtype).itemsize * 8}-bit pixels ({series.dtype}); "
+            "RAZN reads 8-bit RGB brightfield slides",
             path,
         )
     channels = sizes.get("S", sizes.get("C", 1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -119,14 +120,35 @@ class TiledLevelReader:
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         out = np.empty((y1 - y0, x1 - x0, self.samples), np.uint8)
         th, tw = self.tile_rows, self.tile_cols
-        for row in range(y0 // th, (y1 - 1) // th + 1):
-            ty0 = row * th
+        cells = [
+            (row, col)
+            for row in range(y0 // th, (y1 - 1) // th + 1)
+            for col in range(x0 // tw, (x1 - 1) // tw + 1)
+        ]
+        if len(cells) > 1:
+            # Decoding dominates (JPEG 2000 above all) and imagecodecs releases
+            # the GIL, so the tiles of one region decode on all cores.
+            tiles = _decoder_pool().map(lambda cell: self._tile(*cell), cells)
+        else:
+            tiles = [self._tile(*cells[0])]
+        for (row, col), tile in zip(cells, tiles, strict=True):
+            ty0, tx0 = row * th, col * tw
             sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
-            for col in range(x0 // tw, (x1 - 1) // tw + 1):
-                tx0 = col * tw
-                sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
-                tile = self._tile(row, col)
-                out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
-                    sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
-                ]
+            sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
+            out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
+                sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
+            ]
         return out
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _decoder_pool() -> ThreadPoolExecutor:
+    """One process-wide pool of decoder threads, one per core (at most 8)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), "razn-decode")
+        return _pool
