@@ -12,8 +12,9 @@
    and the large synthetic ones.
 
 The large slides are written here from real tiles: JPEG tiles cut from the
-CMU slide, compressed once and repeated in a shuffled order, with the levels
-an SVS file has (downsample 1, 4, 16, 64). Their pixels are tissue-like, not
+CMU slide, compressed once and repeated in a shuffled order, laid out as an
+SVS file is (level 0, a stripped thumbnail, then levels at downsample 4, 16,
+64). Their pixels are tissue-like, not
 one tissue; for reading speed only the codec and the layout matter.
 Regions are 1024 x 1024 level-0 pixels (512 on the small real slides) on a
 grid, each read once by each reader, so neither reader's tile cache helps.
@@ -63,6 +64,11 @@ def make_large_slide(path: Path, size: int, mpp: float = 0.25) -> Path:
     tmp = path.with_suffix(".partial")
     with tifffile.TiffWriter(tmp, bigtiff=True) as tif:
         for level, downsample in enumerate((1, 4, 16, 64)):
+            if level == 1:
+                # An SVS keeps a stripped thumbnail second; tifffile (and
+                # OpenSlide) find the pyramid levels after it.
+                thumb = np.full((512, 512, 3), 230, np.uint8)
+                tif.write(thumb, photometric="rgb", compression="jpeg", description=description)
             side = size // downsample
             count = math.ceil(side / TILE) ** 2
             order = rng.integers(0, len(tiles), count)
@@ -73,8 +79,9 @@ def make_large_slide(path: Path, size: int, mpp: float = 0.25) -> Path:
                 tile=(TILE, TILE),
                 compression="jpeg",
                 photometric="rgb",
-                description=description if level == 0 else None,
-                subfiletype=0 if level == 0 else 1,
+                # Aperio writes every level as a full image with a description;
+                # "reduced" pages are its label and macro pictures.
+                description=description,
                 metadata=None,
             )
     os.replace(tmp, path)

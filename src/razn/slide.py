@@ -437,7 +437,11 @@ def _halve(array: da.Array) -> da.Array:
     chunks = tuple(max(2, c // 2 * 2) for c in (even.chunksize[0], even.chunksize[1]))
     even = even.rechunk((chunks[0], chunks[1], 3))
     mean = da.coarsen(np.mean, even, {0: 2, 1: 2}, trim_excess=True, dtype=np.float32)
-    return (mean + 0.5).astype(np.uint8)
+    half = (mean + 0.5).astype(np.uint8)
+    if max(half.chunksize[:2]) < _CHUNK_EDGE:
+        # Keep chunks at 1024: a quarter as many tasks at each coarser level.
+        half = half.rechunk((_CHUNK_EDGE, _CHUNK_EDGE, 3))
+    return half
 
 
 def chunk_shape(tile: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, int]:
