@@ -34,11 +34,18 @@ from razn.atomic import atomic_path
 from razn.classes import DEFAULT_CLASSES, TissueClass
 from razn.errors import AnnotationError
 
-__all__ = ["LabelGrid", "write_label_grid", "read_label_grid", "label_grid_metadata"]
+__all__ = [
+    "LabelGrid",
+    "infer_downsample",
+    "label_grid_metadata",
+    "read_label_grid",
+    "write_label_grid",
+]
 
 # Version of the ImageDescription JSON; readers refuse newer ones.
 FORMAT_VERSION = 1
 _TILE = 256
+_LAZY_CHUNK = (2048, 2048)
 # Subresolutions stop once the grid fits in this many pixels per side.
 _SMALLEST_SIDE = 512
 
@@ -146,7 +153,11 @@ def write_label_grid(
     ):
         for index, level in enumerate(levels):
             scale = downsample * 2**index
-            extra = {"resolution": (1e4 / (mpp * scale),) * 2, "resolutionunit": "CENTIMETER"}
+            extra = (
+                {"resolution": (1e4 / (mpp * scale),) * 2, "resolutionunit": "CENTIMETER"}
+                if mpp
+                else {}
+            )
             tiff.write(
                 _tiles(level, tile),
                 shape=level.shape,
@@ -154,7 +165,7 @@ def write_label_grid(
                 subifds=len(levels) - 1 if index == 0 else None,
                 subfiletype=1 if index else 0,
                 description=description if index == 0 else None,
-                **(extra if mpp else {}),
+                **extra,
                 **options,
             )
 
@@ -200,16 +211,42 @@ def read_label_grid(
                 )
             if lazy:
                 import dask.array as da
-                import zarr
 
-                labels = da.from_zarr(
-                    zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
-                )
+                labels = da.from_array(_TiffLevel0(path, page.shape), chunks=_LAZY_CHUNK)
             else:
                 labels = page.asarray()
     except tifffile.TiffFileError as error:
         raise AnnotationError(f"not a TIFF file ({error})", path) from None
     return _grid(labels, metadata, path)
+
+
+def infer_downsample(grid_shape: tuple[int, int], level0_shape: tuple[int, int]) -> int | None:
+    """The integer downsample at which a grid of ``grid_shape`` covers level 0, if any."""
+    downsample = max(1, round(level0_shape[1] / grid_shape[1]))
+    covers = all(
+        -(-int(n) // downsample) == g for n, g in zip(level0_shape, grid_shape, strict=True)
+    )
+    return downsample if covers else None
+
+
+class _TiffLevel0:
+    """Array-like over a label TIFF's level 0 that opens the file per read.
+
+    Holding the file open for as long as a dask array lives would leak the
+    handle; label grids are small enough that reopening per chunk is cheap.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, int]):
+        self.path, self.shape, self.dtype, self.ndim = path, shape, np.dtype(np.uint8), 2
+
+    def __getitem__(self, key):
+        import zarr
+
+        store = tifffile.imread(self.path, aszarr=True, level=0)
+        try:
+            return zarr.open_array(store, mode="r")[key]
+        finally:
+            store.close()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -283,6 +320,8 @@ def _read_zarr(path: Path, lazy: bool, downsample, level0_shape) -> LabelGrid:
         )
     metadata = dict(array.attrs)
     if "razn_label_grid" not in metadata:
+        if downsample is None and level0_shape is not None:
+            downsample = infer_downsample(array.shape, level0_shape)
         if downsample is None:
             raise AnnotationError(
                 "zarr array has no label-grid attributes; give its downsample", path
