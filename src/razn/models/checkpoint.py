@@ -1,0 +1,149 @@
+"""Checkpoints: weights in safetensors, configuration and provenance in JSON.
+
+One `.safetensors` file holds the tensors and, in its JSON header's
+metadata, the model configuration (`razn.config`), what it was trained on
+and how (`razn.training`), and the code version that wrote it. safetensors
+holds data only, so opening a checkpoint from someone else can never run
+code; PyTorch pickles (`.pt`, `.pth`) are refused outright. A checkpoint
+whose tensors do not fit its configuration is refused with the names of the
+tensors that differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from razn._version import __version__
+from razn.atomic import atomic_path
+from razn.errors import RaznError
+from razn.models.build import build_model
+from razn.models.config import ModelConfig
+
+FORMAT = "razn-checkpoint/1"
+
+#: Checkpoints shipped inside the package, loadable by name.
+BUNDLED = {"demo": "demo.safetensors"}
+
+
+class CheckpointError(RaznError):
+    """A checkpoint file is unreadable, unsafe or does not fit its configuration."""
+
+
+def save_checkpoint(
+    model: torch.nn.Module, path: str | os.PathLike, training: dict | None = None
+) -> Path:
+    """Write `model` (with its `config`) to `path` atomically."""
+    path = Path(path)
+    metadata = {
+        "format": FORMAT,
+        "razn.version": __version__,
+        "razn.config": model.config.to_json(),
+        "razn.training": json.dumps(training or {}),
+    }
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The checkpoint's configuration, training record and version, no tensors."""
+    path = _resolve(path)
+    _refuse_pickles(path)
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size < 100 * 2**20:
+                raise ValueError("header size out of range")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"not a safetensors checkpoint: {error}", path) from None
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            "a safetensors file, but not a RAZN checkpoint (no razn configuration in it)", path
+        )
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["razn.config"]))
+        training = json.loads(metadata.get("razn.training", "{}"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"its model configuration is invalid: {error}", path) from None
+    return {"config": config, "training": training, "version": metadata.get("razn.version")}
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """A model from a bundled name ("demo") or a checkpoint file, in eval mode."""
+    path = _resolve(name_or_path)
+    info = read_metadata(path)
+    model = build_model(info["config"])
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read the weights: {error}", path) from None
+    _check_fit(path, model, tensors, info["config"])
+    model.load_state_dict(tensors)
+    model.training_record = info["training"]
+    model.checkpoint_path = path
+    return model.to(device).eval()
+
+
+def _check_fit(path: Path, model, tensors: dict, config: ModelConfig) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        k
+        for k in set(expected) & set(tensors)
+        if tuple(expected[k].shape) != tuple(tensors[k].shape)
+    )
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} tensors have the wrong shape (e.g. {k}: "
+                f"{tuple(tensors[k].shape)} in the file, {tuple(expected[k].shape)} expected)"
+            )
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"its weights do not fit its configuration ({config.name}, "
+            f"{config.architecture}, width {config.width}): " + "; ".join(parts),
+            path,
+        )
+
+
+def _resolve(name_or_path) -> Path:
+    if isinstance(name_or_path, str) and name_or_path in BUNDLED:
+        bundled = resources.files("razn") / "weights" / BUNDLED[name_or_path]
+        path = Path(str(bundled))
+        if not path.is_file():
+            raise CheckpointError(f"the bundled model {name_or_path!r} is not installed", path)
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        names = ", ".join(BUNDLED)
+        raise CheckpointError(f"no such checkpoint file (bundled models: {names})", path)
+    return path
+
+
+def _refuse_pickles(path: Path) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    # PyTorch's torch.save writes a zip archive (PK) or, in old versions, a
+    # bare pickle (protocol marker 0x80). Unpickling can run any code.
+    if head == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(
+            "a PyTorch pickle (torch.save); RAZN loads only safetensors checkpoints, "
+            "because unpickling a file can run code",
+            path,
+        )

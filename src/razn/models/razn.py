@@ -1,0 +1,84 @@
+"""RAZN: segmentation nets f_0..f_m and zoom policies g_1..g_m (Dong et al. 2018).
+
+For a coarse patch x0 the policy g_1 says break (f_0 segments x0) or zoom
+in: the same field of view read at r times the magnification is cut into
+r*r patches, each segmented by f_1, or, for m > 1, each put to g_2 in turn.
+The paper studies m = 1; m > 1 repeats the same decision on every zoomed
+patch (its "future work"), which this class does recursively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from razn.models.config import ModelConfig
+from razn.models.policy import ZoomPolicy
+from razn.models.segmentation import SegmentationNet
+from razn.models.views import merge_patches, split_patches
+
+
+@dataclass
+class Prediction:
+    """What any model returns for a batch of fields of view.
+
+    probs : (B, classes, S, S) class probabilities at the model's finest
+        zoom level (S = patch_size * r**finest_level).
+    zoom_p : (B,) the first policy's zoom probability (RAZN), else None.
+    zoomed : (B,) bool, whether the field of view was zoomed into (RAZN).
+    patches : how many patches the segmentation nets processed (the cost).
+    """
+
+    probs: torch.Tensor
+    zoom_p: torch.Tensor | None = None
+    zoomed: torch.Tensor | None = None
+    patches: int = 0
+
+
+def _upsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    if factor == 1:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+class RAZN(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.segmenters = nn.ModuleList(
+            SegmentationNet(c.num_classes, c.width, c.stride_reading)
+            for _ in range(c.zoom_levels + 1)
+        )
+        self.policies = nn.ModuleList(ZoomPolicy(c.policy_width) for _ in range(c.zoom_levels))
+
+    def predict(self, views: list[torch.Tensor], threshold: float = 0.5) -> Prediction:
+        """Segment fields of view, zooming in where the policy says so.
+
+        views[k] is the field of view at zoom level k, (B, 3, P r^k, P r^k),
+        for k = 0..m. p > threshold zooms: 1.0 never zooms (f_0 alone, the
+        paper's Scale 1 path), 0.0 always does.
+        """
+        return self._predict(views, 0, threshold)
+
+    def _predict(self, views, level: int, threshold: float) -> Prediction:
+        m, r = self.config.zoom_levels, self.config.zoom_rate
+        x = views[0]
+        probs = torch.softmax(self.segmenters[level](x), dim=1)
+        out = _upsample(probs, r ** (m - level))
+        if level == m:
+            return Prediction(out, patches=x.shape[0])
+        p = torch.sigmoid(self.policies[level](x))
+        zoomed = p > threshold
+        patches = x.shape[0]
+        if zoomed.any():
+            index = zoomed.nonzero().squeeze(1)
+            sub_views = [split_patches(v[index], r) for v in views[1:]]
+            sub = self._predict(sub_views, level + 1, threshold)
+            out = out.clone()
+            out[index] = merge_patches(sub.probs, r).to(out.dtype)
+            patches += sub.patches
+        return Prediction(out, p, zoomed, patches)
