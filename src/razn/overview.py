@@ -51,3 +51,49 @@ def _caption(slide) -> str:
 def write_overview(slide, path: str | os.PathLike, max_size: int = 1024) -> None:
     with atomic_path(path) as tmp:
         render_overview(slide, max_size).save(tmp, format="PNG")
+
+
+def render_segmentation_overview(
+    slide, labels: np.ndarray, zoomed: np.ndarray, tile_size: int, classes, max_size: int = 1024
+) -> Image.Image:
+    """Thumbnail with the class overlay, a legend, and the zoomed tiles outlined.
+
+    `labels` is the label grid (values as DESIGN.md, 0 unsegmented), `zoomed`
+    the tile grid of zoom decisions, `tile_size` a tile's level-0 side.
+    Normal tissue (and glass) is left uncoloured so the lesions stand out.
+    """
+    from razn.classes import NORMAL
+
+    thumb = slide.thumbnail(max_size)
+    th, tw = thumb.shape[:2]
+    small = np.asarray(Image.fromarray(labels).resize((tw, th), Image.NEAREST))
+    canvas = thumb.astype(np.float32)
+    for c in classes:
+        if c.value == NORMAL:
+            continue
+        where = small == c.value
+        canvas[where] = 0.45 * canvas[where] + 0.55 * np.array(c.color, np.float32)
+    image = Image.fromarray(canvas.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    height0, width0 = slide.dimensions
+    sx, sy = tw / width0, th / height0
+    for row, col in zip(*np.nonzero(zoomed), strict=True):
+        x0, y0 = col * tile_size * sx, row * tile_size * sy
+        draw.rectangle(
+            [x0, y0, x0 + tile_size * sx - 1, y0 + tile_size * sy - 1], outline=(30, 30, 30)
+        )
+    legend = Image.new("RGB", (image.width, 20), (32, 32, 32))
+    ld = ImageDraw.Draw(legend)
+    x = 4
+    for c in classes:
+        if c.value == NORMAL:
+            continue
+        ld.rectangle([x, 5, x + 10, 15], fill=tuple(c.color))
+        ld.text((x + 14, 4), c.name, fill=(240, 240, 240))
+        x += 22 + 6 * len(c.name)
+    ld.rectangle([x, 5, x + 10, 15], outline=(200, 200, 200))
+    ld.text((x + 14, 4), "zoomed in", fill=(240, 240, 240))
+    out = Image.new("RGB", (image.width, image.height + legend.height), (255, 255, 255))
+    out.paste(image, (0, 0))
+    out.paste(legend, (0, image.height))
+    return out

@@ -263,13 +263,13 @@ class Slide:
         # least max_size, so a single-level slide is not decoded whole twice.
         for level in reversed(self._levels):
             if max(level.shape) >= max_size or level is self._levels[0]:
-                image = np.asarray(level.array.compute())
+                image = np.asarray(level.array.compute(scheduler="threads"))
                 break
         from PIL import Image
 
         scale = max_size / max(image.shape[:2])
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+        return np.array(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
     # -- tissue ----------------------------------------------------------
     @cached_property
@@ -309,7 +309,7 @@ def _resize(window: np.ndarray, out_size: tuple[int, int], box) -> np.ndarray:
     # BOX averages exactly the source pixels under each output pixel, which is
     # what a scanner's own coarser level approximates; enlarging uses bilinear.
     resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(window).resize(out_size, resample, box=box))
+    return np.array(Image.fromarray(window).resize(out_size, resample, box=box))
 
 
 # ---------------------------------------------------------------------------
@@ -382,13 +382,13 @@ def _open_image(path: Path) -> Slide:
             mode = image.mode
             if mode not in ("RGB", "RGBA", "P"):
                 raise SlideError(f"holds {_describe_mode(mode)}; RAZN reads 8-bit RGB", path)
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.array(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise SlideError(f"cannot decode the image: {error}", path) from None
     level0 = da.from_array(pixels, chunks=(_CHUNK_EDGE, _CHUNK_EDGE, 3))
 
     def read_stored(index, y0, y1, x0, x1):
-        return pixels[y0:y1, x0:x1]
+        return pixels[y0:y1, x0:x1].copy()  # callers may write into what they get
 
     return Slide(
         path,

@@ -96,7 +96,9 @@ def compute_tissue_mask(slide) -> TissueMask:
         if ds <= wanted * 1.01:
             index = i
     level = slide.level_info[index]
-    rgb = np.asarray(level.array.compute())
+    # Local threads even inside a dask worker, where the default scheduler would
+    # try to ship this graph (and its open file) to the cluster.
+    rgb = np.asarray(level.array.compute(scheduler="threads"))
     step = max(1, int(wanted // level.downsample))
     if step > 1:  # shrink by an integer factor, averaging
         h, w = rgb.shape[0] // step * step, rgb.shape[1] // step * step

@@ -56,13 +56,15 @@ def save_checkpoint(
 def read_metadata(path: str | os.PathLike) -> dict:
     """The checkpoint's configuration, training record and version, no tensors."""
     path = _resolve(path)
-    _refuse_pickles(path)
     try:
         with open(path, "rb") as fh:
-            size = int.from_bytes(fh.read(8), "little")
-            if not 0 < size < 100 * 2**20:
-                raise ValueError("header size out of range")
-            header = json.loads(fh.read(size))
+            head = fh.read(9)
+            size = int.from_bytes(head[:8], "little")
+            # safetensors: an 8-byte header length, then the JSON header.
+            if not (0 < size < 100 * 2**20 and head[8:9] == b"{"):
+                _refuse_pickles(path, head)
+                raise ValueError("no safetensors header")
+            header = json.loads(head[8:] + fh.read(size - 1))
     except (OSError, ValueError) as error:
         raise CheckpointError(f"not a safetensors checkpoint: {error}", path) from None
     metadata = header.get("__metadata__") or {}
@@ -136,12 +138,10 @@ def _resolve(name_or_path) -> Path:
     return path
 
 
-def _refuse_pickles(path: Path) -> None:
-    with open(path, "rb") as fh:
-        head = fh.read(2)
+def _refuse_pickles(path: Path, head: bytes) -> None:
     # PyTorch's torch.save writes a zip archive (PK) or, in old versions, a
     # bare pickle (protocol marker 0x80). Unpickling can run any code.
-    if head == b"PK" or head[:1] == b"\x80":
+    if head[:2] == b"PK" or head[:1] == b"\x80":
         raise CheckpointError(
             "a PyTorch pickle (torch.save); RAZN loads only safetensors checkpoints, "
             "because unpickling a file can run code",

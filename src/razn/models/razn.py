@@ -62,23 +62,38 @@ class RAZN(nn.Module):
         for k = 0..m. p > threshold zooms: 1.0 never zooms (f_0 alone, the
         paper's Scale 1 path), 0.0 always does.
         """
-        return self._predict(views, 0, threshold)
+        return self.predict_lazy(views[0], _take_from(views[1:]), threshold)
 
-    def _predict(self, views, level: int, threshold: float) -> Prediction:
+    def predict_lazy(self, x0, read_finer, threshold: float = 0.5, p=None) -> Prediction:
+        """`predict`, reading the finer views only for the fields it zooms into.
+
+        read_finer(index) returns views[1..m] for the fields of view at
+        `index` (a 1-D tensor into the batch); the engine reads them from the
+        slide then, so tiles the policy leaves alone are never read finer.
+        `p`, if given, is the first policy's output for x0, already computed.
+        """
+        return self._predict(x0, read_finer, 0, threshold, p)
+
+    def _predict(self, x, read_finer, level: int, threshold: float, p=None) -> Prediction:
         m, r = self.config.zoom_levels, self.config.zoom_rate
-        x = views[0]
-        probs = torch.softmax(self.segmenters[level](x), dim=1)
+        probs = torch.softmax(self.segmenters[level](x).float(), dim=1)
         out = _upsample(probs, r ** (m - level))
         if level == m:
             return Prediction(out, patches=x.shape[0])
-        p = torch.sigmoid(self.policies[level](x))
+        if p is None:
+            p = torch.sigmoid(self.policies[level](x).float())
         zoomed = p > threshold
         patches = x.shape[0]
         if zoomed.any():
             index = zoomed.nonzero().squeeze(1)
-            sub_views = [split_patches(v[index], r) for v in views[1:]]
-            sub = self._predict(sub_views, level + 1, threshold)
+            finer = [split_patches(v, r) for v in read_finer(index)]
+            sub = self._predict(finer[0], _take_from(finer[1:]), level + 1, threshold)
             out = out.clone()
             out[index] = merge_patches(sub.probs, r).to(out.dtype)
             patches += sub.patches
         return Prediction(out, p, zoomed, patches)
+
+
+def _take_from(views: list[torch.Tensor]):
+    """read_finer for views already in memory."""
+    return lambda index: [v[index] for v in views]

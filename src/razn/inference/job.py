@@ -1,0 +1,122 @@
+"""One slide, start to finish: engine -> store -> GeoJSON and overview picture.
+
+`segment_slide` is what `razn segment` runs for each slide, in this process
+or as a task on a dask worker (`razn.inference.cluster`). It resumes an
+interrupted store, reports progress through a callback, and returns the
+one-line summary as a dict.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from razn.classes import NORMAL
+
+#: Tiles a store write covers: often enough to lose little on a crash.
+WRITE_EVERY = 32
+
+
+def output_paths(slide_path: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    stem = Path(slide_path).name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = Path(stem).stem
+    out = Path(out_dir)
+    return {
+        "store": out / f"{stem}.razn.zarr",
+        "geojson": out / f"{stem}.geojson",
+        "overview": out / f"{stem}.overview.png",
+    }
+
+
+def segment_slide(
+    slide_path,
+    model,
+    out_dir,
+    *,
+    threshold: float = 0.5,
+    mpp: float | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    read_threads: int = 2,
+    progress=None,
+) -> dict:
+    """Segment one slide into `out_dir`; returns its summary.
+
+    progress(done, total, zoomed) is called as tiles finish.
+    """
+    from razn.inference.engine import segment
+    from razn.inference.store import SegmentationStore
+    from razn.inference.tiling import tile_grid
+    from razn.slide import open_slide
+
+    paths = output_paths(slide_path, out_dir)
+    with open_slide(slide_path, mpp=mpp) as slide:
+        grid = tile_grid(slide, model.config)
+        store = SegmentationStore.create_or_resume(paths["store"], slide, model, grid, threshold)
+        done = store.done_tiles()
+        total = grid.rows * grid.cols
+        zoomed = store.summary()["zoomed_tiles"]
+        finished = len(done)
+        if progress:
+            progress(finished, total, zoomed)
+        start = time.perf_counter()
+        pending = []
+        for result in segment(
+            slide,
+            model,
+            threshold=threshold,
+            skip=done,
+            batch_size=batch_size,
+            device=device,
+            read_threads=read_threads,
+        ):
+            pending.append(result)
+            finished += 1
+            zoomed += result.zoomed
+            if len(pending) >= WRITE_EVERY:
+                store.write(pending, grid)
+                pending = []
+            if progress:
+                progress(finished, total, zoomed)
+        store.write(pending, grid)
+        seconds = time.perf_counter() - start
+        labels = np.asarray(store.labels[...])
+        summary = store.summary()
+        write_geojson_for(labels, grid, slide.mpp, model.config.classes, paths["geojson"])
+        from razn.atomic import atomic_path
+        from razn.overview import render_segmentation_overview
+
+        with atomic_path(paths["overview"]) as tmp:
+            render_segmentation_overview(
+                slide, labels, np.asarray(store.zoomed[...]), grid.tile_size, model.config.classes
+            ).save(tmp, format="PNG")
+    areas = class_areas_mm2(labels, grid.downsample, slide.mpp, model.config.classes)
+    return {
+        "slide": str(slide_path),
+        **summary,
+        "seconds": round(seconds, 3),
+        "class_area_mm2": areas,
+        "outputs": {k: str(v) for k, v in paths.items()},
+    }
+
+
+def class_areas_mm2(labels, downsample: int, mpp: float, classes) -> dict[str, float]:
+    counts = np.bincount(labels.ravel(), minlength=len(classes) + 1)
+    mm2 = (downsample * mpp / 1000) ** 2
+    return {c.name: round(float(counts[c.value]) * mm2, 4) for c in classes}
+
+
+def write_geojson_for(labels, grid, mpp, classes, path) -> int:
+    """QuPath annotations of the lesion classes (normal tissue and glass left out)."""
+    from razn.annotations import vectorize, write_geojson
+
+    keep = [c.value for c in classes if c.value != NORMAL]
+    geometries = vectorize(labels, grid.downsample, simplify=0.3, classes=keep)
+    return write_geojson(path, geometries, classes=classes, mpp=mpp)
