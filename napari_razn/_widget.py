@@ -1,27 +1,91 @@
-"""The RAZN dock widget. For now it shows the facts of the slide in view.
+"""The RAZN dock widget: the slide's facts, and RAZN segmentation of what is in view.
 
-Later it becomes the RAZN control panel (model, threshold, live
-segmentation); the slide facts stay at its top. The tissue fraction reads
-pixels, so it is computed in a `thread_worker` and never on the GUI thread.
+A magicgui `Container` whose callbacks are plain methods, so tests drive
+it without clicking. It holds no segmentation logic: the engine
+(`razn.inference`), the session (`razn.session`) and the layers
+(`_layers`) do the work; this module wires them to buttons, the camera and
+napari's notifications. Long work never runs on the GUI thread: the
+tissue fraction and the engine run in workers (`_live`), session saves in
+a thread, and results arrive tile by tile.
 """
 
 from __future__ import annotations
 
+import threading
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSlider,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+)
+from qtpy.QtCore import QTimer
+
+from napari_razn import _layers
+from napari_razn._live import SegmentationRunner, view_region
 
 if TYPE_CHECKING:
     import napari
 
+#: Quiet time after the camera stops before the view is segmented (ms).
+FOLLOW_DEBOUNCE_MS = 300
+#: Quiet time after the last change before the session is saved (ms).
+AUTOSAVE_DEBOUNCE_MS = 1500
 
-class SlideWidget(Container):
-    """Slide picker and facts: format, size, levels, pixel size, tissue."""
+
+@lru_cache(maxsize=4)
+def cached_model(reference: str):
+    """Models are loaded once per reference ("demo" or a checkpoint path)."""
+    from razn.models import load_model
+
+    return load_model(reference)
+
+
+def devices_found() -> list[str]:
+    import torch
+
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+class RaznWidget(Container):
+    """Slide facts, model and threshold, live segmentation, corrections, export."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = napari_viewer
-        self._worker = None
+        self._tissue_worker = None
+        self.slide = None  # razn.Slide of the chosen layer, opened on demand
+        self._shown_path = None  # the slide the panel shows
+        self.session = None
+        self.classes_layer = self.zoom_layer = self.zoomed_layer = None
+        self._save_lock = threading.Lock()
+        self._build()
+        self.runner = SegmentationRunner(self._apply_result, self._run_done, self._run_failed)
+        self._follow_timer = _single_shot(FOLLOW_DEBOUNCE_MS, self.segment_view)
+        self._save_timer = _single_shot(AUTOSAVE_DEBOUNCE_MS, self.save_session)
+        self._viewer.layers.events.inserted.connect(self._refresh_choices)
+        self._viewer.layers.events.removed.connect(self._refresh_choices)
+        camera = _camera(self._viewer)
+        camera.events.center.connect(self._camera_moved)
+        camera.events.zoom.connect(self._camera_moved)
+        self._viewer.mouse_move_callbacks.append(self._hover)
+        self.slide_picker.reset_choices()
+        self.show_slide()
+
+    # -- layout ---------------------------------------------------------------
+    def _build(self) -> None:
         self.slide_picker = ComboBox(label="slide", choices=self._slide_choices)
         self.format_label = Label(label="format")
         self.size_label = Label(label="size")
@@ -34,40 +98,71 @@ class SlideWidget(Container):
             tooltip="Microns per level-0 pixel, for slides that do not record it",
         )  # fmt: skip
         self.mpp_button = PushButton(text="Use this mpp")
+        self.model_input = LineEdit(
+            label="model", value="demo", tooltip="'demo' or the path of a checkpoint"
+        )
+        devices = devices_found()
+        self.device_picker = ComboBox(label="device", choices=devices, value="auto")
+        self.device_label = Label(label="found", value=", ".join(devices[1:]))
+        self.threshold = FloatSlider(
+            label="zoom threshold", min=0.0, max=1.0, step=0.05, value=0.5,
+            tooltip="Zoom in where the policy's p exceeds this. "
+            "Lower: more zooming, slower and finer. 1: never zoom (fastest).",
+        )  # fmt: skip
+        self.threshold_hint = Label(value="<- more zooming | faster ->")
+        self.follow = CheckBox(text="Follow view (segment as you pan and zoom)", value=False)
+        self.segment_view_button = PushButton(text="Segment view")
+        self.segment_slide_button = PushButton(text="Segment slide")
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress_label = Label(label="progress", value="-")
+        self.legend = Label(label="classes", value="-")
+        self.corrected_label = Label(label="corrected", value="-")
+        self.hover_label = Label(label="under cursor", value="-")
+        self.opacity = FloatSlider(label="opacity", min=0.0, max=1.0, step=0.05, value=0.6)
+        self.show_zoom = CheckBox(text="Show zoom heatmap and zoomed tiles", value=False)
+        self.export_path = LineEdit(label="GeoJSON", value="", tooltip="where Export writes")
+        self.export_button = PushButton(text="Export to QuPath")
         self.extend(
             [
-                self.slide_picker,
-                self.format_label,
-                self.size_label,
-                self.levels_label,
-                self.mpp_label,
-                self.magnification_label,
-                self.tissue_label,
-                self.mpp_input,
-                self.mpp_button,
+                self.slide_picker, self.format_label, self.size_label, self.levels_label,
+                self.mpp_label, self.magnification_label, self.tissue_label, self.mpp_input,
+                self.mpp_button, self.model_input, self.device_picker, self.device_label,
+                self.threshold, self.threshold_hint, self.follow, self.segment_view_button,
+                self.segment_slide_button, self.cancel_button, self.progress_label,
+                self.legend, self.corrected_label, self.hover_label, self.opacity,
+                self.show_zoom, self.export_path, self.export_button,
             ]
-        )
+        )  # fmt: skip
         self.slide_picker.changed.connect(self.show_slide)
         self.mpp_button.changed.connect(self.apply_mpp)
-        self._viewer.layers.events.inserted.connect(self._refresh_choices)
-        self._viewer.layers.events.removed.connect(self._refresh_choices)
-        self._refresh_choices()
+        self.segment_view_button.changed.connect(self.segment_view)
+        self.segment_slide_button.changed.connect(self.segment_slide)
+        self.cancel_button.changed.connect(self.cancel)
+        self.follow.changed.connect(self._follow_toggled)
+        self.opacity.changed.connect(self._opacity_changed)
+        self.show_zoom.changed.connect(self._show_zoom_changed)
+        self.export_button.changed.connect(self.export_geojson)
 
-    # -- layer picker ------------------------------------------------------
+    # -- the slide --------------------------------------------------------------
     def _slide_choices(self, _widget=None) -> list:
         return [(layer.name, layer) for layer in self._viewer.layers if _is_slide(layer)]
 
     def _refresh_choices(self, _event=None) -> None:
         self.slide_picker.reset_choices()
-        self.show_slide()
+        # Layers come and go (our own among them): only a change of slide
+        # resets the panel.
+        if _slide_path(self.slide_layer) != self._shown_path:
+            self.show_slide()
 
     @property
     def slide_layer(self):
         return self.slide_picker.value
 
-    # -- facts -------------------------------------------------------------
     def show_slide(self, _value=None) -> None:
+        self.cancel()
+        self.slide, self.session = None, None
         layer = self.slide_layer
+        self._shown_path = _slide_path(layer)
         if layer is None:
             for label in self._fact_labels():
                 label.value = "-"
@@ -82,7 +177,6 @@ class SlideWidget(Container):
         mpp = facts["mpp"]
         if mpp:
             self.mpp_label.value = f"{mpp:.4f} um/px ({facts['mpp_source']})"
-            # The layer is in microns, so napari's scale bar is true.
             _scale_bar(self._viewer).visible = True
         else:
             self.mpp_label.value = "unknown: not in the file; set it below"
@@ -93,6 +187,7 @@ class SlideWidget(Container):
             self._measure_tissue(layer)
         else:
             self.tissue_label.value = f"{facts['tissue_fraction']:.1%} of the slide"
+        self._restore_session()
 
     def _fact_labels(self):
         return (
@@ -106,11 +201,11 @@ class SlideWidget(Container):
     def _measure_tissue(self, layer) -> None:
         from napari.qt.threading import create_worker
 
-        path = layer.metadata["razn_slide"]["path"]
-        worker = create_worker(_tissue_fraction, path)
+        # On the panel's own Slide, so the engine later finds the mask cached.
+        worker = create_worker(lambda: self.open_slide().tissue_fraction)
         worker.returned.connect(lambda fraction: self._tissue_measured(layer, fraction))
-        worker.errored.connect(self._tissue_failed)
-        self._worker = worker
+        worker.errored.connect(lambda error: self._notify(f"tissue mask failed: {error}"))
+        self._tissue_worker = worker
         worker.start()
 
     def _tissue_measured(self, layer, fraction: float) -> None:
@@ -118,13 +213,6 @@ class SlideWidget(Container):
         if layer is self.slide_layer:
             self.tissue_label.value = f"{fraction:.1%} of the slide"
 
-    def _tissue_failed(self, error: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        self.tissue_label.value = "could not be measured"
-        show_error(f"RAZN: tissue mask failed: {error}")
-
-    # -- mpp ---------------------------------------------------------------
     def apply_mpp(self, _value=None) -> None:
         """Set the slide's pixel size by hand: the layer's scale follows."""
         layer = self.slide_layer
@@ -137,6 +225,277 @@ class SlideWidget(Container):
         layer.units = ("um", "um")
         self.show_slide()
 
+    def open_slide(self):
+        """The chosen layer's slide, opened once (the engine reads through it)."""
+        if self.slide is None and self.slide_layer is not None:
+            from razn.slide import open_slide
+
+            facts = self.slide_layer.metadata["razn_slide"]
+            self.slide = open_slide(facts["path"], mpp=facts["mpp"])
+        return self.slide
+
+    # -- the session --------------------------------------------------------------
+    def _model(self):
+        return cached_model(self.model_input.value.strip() or "demo")
+
+    def _settings(self, model) -> dict:
+        from razn.inference.store import model_identity
+
+        return {
+            "model": model_identity(model)["sha256"],
+            "threshold": round(self.threshold.value, 4),
+        }
+
+    def _restore_session(self) -> None:
+        """Reopen this slide's saved session, if there is one."""
+        from razn.session import SegmentationSession, default_session_path
+
+        facts = self.slide_layer.metadata["razn_slide"]
+        path = default_session_path(facts["path"])
+        if path.is_file():
+            try:
+                self._show_session(SegmentationSession.load(path))
+            except Exception as error:  # a damaged session must not block the slide
+                self._notify(f"could not restore the saved session: {error}")
+
+    def ensure_session(self, model) -> bool:
+        """A session for the slide on the model's tile grid; False if impossible."""
+        from razn.errors import RaznError
+        from razn.inference.tiling import tile_grid
+        from razn.session import SegmentationSession
+
+        slide = self.open_slide()
+        if slide is None:
+            self._notify("open a slide first")
+            return False
+        try:
+            grid = tile_grid(slide, model.config)
+        except RaznError as error:
+            self._notify(str(error))
+            return False
+        if self.session is None or self.session.grid != grid:
+            self._show_session(SegmentationSession(slide.path, grid, slide.mpp))
+        return True
+
+    def _show_session(self, session) -> None:
+        for layer in (self.classes_layer, self.zoom_layer, self.zoomed_layer):
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self.session = session
+        self.zoom_layer, self.zoomed_layer = _layers.add_zoom_layers(self._viewer, session)
+        self.classes_layer = _layers.add_classes_layer(self._viewer, session)
+        self.classes_layer.opacity = self.opacity.value
+        self.classes_layer.events.paint.connect(self._painted)
+        self._show_zoom_changed()
+        # The slide stays the layer the user works on.
+        self._viewer.layers.selection.active = self.classes_layer
+        self._update_summary()
+
+    def _painted(self, event) -> None:
+        """Pathologist's edits become corrections, kept apart from predictions."""
+        for indices, _old, _new in event.value:
+            self.session.mark_corrected(indices)
+        self._update_summary()
+        self._save_timer.start()
+
+    def save_session(self) -> None:
+        """Save now, in a thread: a snapshot, so painting can go on meanwhile."""
+        if self.session is None:
+            return
+        from razn.session import default_session_path
+
+        snapshot = _snapshot(self.session)
+        path = default_session_path(self.session.slide_path)
+
+        def save():
+            with self._save_lock:
+                snapshot.save(path)
+
+        threading.Thread(target=save, name="razn-session-save", daemon=False).start()
+
+    # -- segmenting ---------------------------------------------------------------
+    def _prepare(self):
+        """(slide, model) ready to segment, or None after telling the user why."""
+        from razn.errors import RaznError
+
+        try:
+            model = self._model()
+        except RaznError as error:
+            self._notify(str(error))
+            return None
+        if not self.ensure_session(model):
+            return None
+        self.session.use_settings(self._settings(model))
+        return self.slide, model
+
+    def segment_view(self, _value=None) -> None:
+        ready = self._prepare()
+        if ready is None:
+            return
+        slide, model = ready
+        region = view_region(self.slide_layer, self.slide.downsamples)
+        if region is None:
+            return
+        tiles = self.session.tiles_for_view(region)
+        self._start(slide, model, tiles)
+
+    def segment_slide(self, _value=None) -> None:
+        ready = self._prepare()
+        if ready is None:
+            return
+        slide, model = ready
+        h, w = slide.dimensions
+        self._start(slide, model, self.session.tiles_for_view((0, 0, w, h)))
+
+    def _start(self, slide, model, tiles) -> None:
+        self.progress_label.value = f"0 / {len(tiles)} tiles" if tiles else "view done"
+        self.runner.start(slide, model, tiles, self.threshold.value, self.device_picker.value)
+
+    def cancel(self, _value=None) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+            self.progress_label.value = "cancelled"
+
+    def _apply_result(self, result) -> None:
+        rows, cols = self.session.apply(result)
+        _layers.refresh_region(self.classes_layer, rows, cols)
+        r = self.runner
+        zoomed = int(self.session.zoomed[self.session.done].sum())
+        done = int(self.session.done.sum())
+        if r.running:  # tiles still queued after a cancel are kept, quietly
+            self.progress_label.value = (
+                f"{r.finished} / {r.total} tiles, zoomed {zoomed / max(done, 1):.0%}"
+            )
+        if r.finished % 16 == 0 or r.finished == r.total:
+            self._refresh_zoom_layers()
+            self._update_summary()
+        self._save_timer.start()
+
+    def _run_done(self) -> None:
+        if self.session is not None:
+            self._refresh_zoom_layers()
+            self._update_summary()
+
+    def _run_failed(self, error: Exception) -> None:
+        self.progress_label.value = "failed"
+        self._notify(f"segmentation failed: {error}")
+
+    def _camera_moved(self, _event=None) -> None:
+        if self.follow.value:
+            self._follow_timer.start()  # restarts: fires once the camera rests
+
+    def _follow_toggled(self, on: bool) -> None:
+        if on:
+            self.segment_view()
+        else:
+            self.cancel()
+
+    # -- display ------------------------------------------------------------------
+    def _refresh_zoom_layers(self) -> None:
+        if self.zoom_layer is not None:
+            self.zoom_layer.data = self.session.zoom_p
+            self.zoom_layer.contrast_limits = (0.0, 1.0)
+        if self.zoomed_layer is not None:
+            self.zoomed_layer.data = _layers.zoomed_rectangles(self.session)
+
+    def _update_summary(self) -> None:
+        from razn.classes import DEFAULT_CLASSES
+
+        areas = self.session.class_areas_mm2(DEFAULT_CLASSES) if self.session else {}
+        rows = []
+        for c in DEFAULT_CLASSES:
+            area = f" {areas[c.name]:.3f} mm2" if c.name in areas else ""
+            rows.append(f"<span style='color:{c.hex}'>&#9632;</span> {c.name}{area}")
+        self.legend.value = "<br>".join(rows)
+        if self.session is not None:
+            self.corrected_label.value = f"{self.session.corrected_fraction:.1%} of segmented area"
+
+    def _opacity_changed(self, value: float) -> None:
+        if self.classes_layer is not None:
+            self.classes_layer.opacity = value
+
+    def _show_zoom_changed(self, _value=None) -> None:
+        for layer in (self.zoom_layer, self.zoomed_layer):
+            if layer is not None:
+                layer.visible = self.show_zoom.value
+
+    def _hover(self, viewer, event) -> None:
+        """Class and zoom probability under the cursor."""
+        if self.session is None or self.classes_layer is None:
+            return
+        from razn.classes import DEFAULT_CLASSES
+
+        row, col = (int(round(v)) for v in self.classes_layer.world_to_data(event.position)[-2:])
+        labels = self.session.labels
+        if not (0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]):
+            self.hover_label.value = "-"
+            return
+        value = int(labels[row, col])
+        name = next((c.name for c in DEFAULT_CLASSES if c.value == value), "not segmented")
+        tile = self.session.grid.tile_labels
+        p = self.session.zoom_p[row // tile, col // tile]
+        zoom = "" if p != p else f", p(zoom) {p:.2f}"  # p != p: NaN, not segmented
+        self.hover_label.value = f"{name}{zoom}"
+
+    # -- export ---------------------------------------------------------------------
+    def export_geojson(self, _value=None) -> None:
+        from napari.utils.notifications import show_info
+
+        if self.classes_layer is None:
+            self._notify("nothing to export yet: segment first")
+            return
+        path = self.export_path.value.strip()
+        if not path:
+            from pathlib import Path
+
+            slide = Path(self.session.slide_path)
+            path = str(slide.with_name(slide.stem + ".razn.geojson"))
+            if not _writable(path):
+                path = str(Path.home() / (slide.stem + ".razn.geojson"))
+            self.export_path.value = path
+        try:
+            from napari_razn._writer import export_layer_to_geojson
+
+            count = export_layer_to_geojson(self.classes_layer, path)
+        except Exception as error:  # shown, never a dead widget
+            self._notify(f"export failed: {error}")
+            return
+        show_info(f"RAZN: wrote {count} QuPath annotations to {path}")
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"RAZN: {message}")
+
+
+def _single_shot(ms: int, callback) -> QTimer:
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setInterval(ms)
+    timer.timeout.connect(callback)
+    return timer
+
+
+def _snapshot(session):
+    from copy import copy
+
+    snap = copy(session)
+    for name in ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done"):
+        setattr(snap, name, getattr(session, name).copy())
+    return snap
+
+
+def _writable(path: str) -> bool:
+    import os
+
+    return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+
+
+def _camera(viewer):
+    # napari 0.9 moved the camera under the scene.
+    scene = getattr(viewer, "scene", None)
+    return getattr(scene, "camera", None) or viewer.camera
+
 
 def _scale_bar(viewer):
     # napari 0.9 moved the scale bar under the canvas overlays.
@@ -145,12 +504,9 @@ def _scale_bar(viewer):
     return getattr(overlays, "scale_bar", None) or viewer.scale_bar
 
 
+def _slide_path(layer) -> str | None:
+    return None if layer is None else layer.metadata["razn_slide"]["path"]
+
+
 def _is_slide(layer) -> bool:
     return "razn_slide" in getattr(layer, "metadata", {})
-
-
-def _tissue_fraction(path: str) -> float:
-    from razn.slide import open_slide
-
-    with open_slide(path) as slide:
-        return slide.tissue_fraction

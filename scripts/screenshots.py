@@ -27,12 +27,12 @@ def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_razn._widget import SlideWidget
+    from napari_razn._widget import RaznWidget
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 860)
     viewer.open(str(SLIDE), plugin="napari-razn")
-    widget = SlideWidget(viewer)
+    widget = RaznWidget(viewer)
     viewer.window.add_dock_widget(widget, name="RAZN", area="right")
     app = QApplication.instance()
     deadline = time.monotonic() + 30

@@ -86,11 +86,29 @@ def tissue_mask_from_rgb(rgb: np.ndarray) -> np.ndarray:
     return mask
 
 
+#: A stored level up to this many pixels is read whole through read_region.
+MAX_DIRECT_PIXELS = 64_000_000
+
+
 def compute_tissue_mask(slide) -> TissueMask:
     """Tissue mask of a `razn.Slide` at about 8 um/px (or downsample 32)."""
     wanted = MASK_MPP / slide.mpp if slide.mpp else MASK_DOWNSAMPLE
-    # The coarsest level not coarser than wanted, derived levels included
-    # (for a single-level file that reads level 0 once, unavoidably).
+    height0, width0 = slide.dimensions
+    stored = slide.level_info[slide.best_level(wanted)]
+    if stored.shape[0] * stored.shape[1] <= MAX_DIRECT_PIXELS:
+        # Tile decoding and the box filter run in C without the GIL, so a
+        # viewer's GUI thread keeps running while this reads.
+        rgb = slide.read_region((0, 0), (width0, height0), downsample=max(wanted, 1.0))
+    else:
+        rgb = _from_derived_level(slide, wanted)
+    return TissueMask(
+        tissue_mask_from_rgb(rgb),
+        (width0 / rgb.shape[1], height0 / rgb.shape[0]),
+    )
+
+
+def _from_derived_level(slide, wanted: float) -> np.ndarray:
+    """A single-level (or shallow) pyramid: dask's derived levels, chunk by chunk."""
     index = 0
     for i, ds in enumerate(slide.downsamples):
         if ds <= wanted * 1.01:
@@ -105,8 +123,4 @@ def compute_tissue_mask(slide) -> TissueMask:
         if h and w:
             rgb = rgb[:h, :w].reshape(h // step, step, w // step, step, 3).mean(axis=(1, 3))
             rgb = rgb.astype(np.uint8)
-    height0, width0 = slide.dimensions
-    return TissueMask(
-        tissue_mask_from_rgb(rgb),
-        (width0 / rgb.shape[1], height0 / rgb.shape[0]),
-    )
+    return rgb

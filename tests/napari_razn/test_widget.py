@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_razn._widget import SlideWidget
+from napari_razn._widget import RaznWidget
 
 
 def test_panel_shows_facts_and_tissue(make_napari_viewer, qtbot, cmu_svs):
     viewer = make_napari_viewer()
     viewer.open(str(cmu_svs), plugin="napari-razn")
-    widget = SlideWidget(viewer)
+    widget = RaznWidget(viewer)
     assert widget.slide_layer is viewer.layers[0]
     assert widget.format_label.value == "aperio-svs (jpeg)"
     assert widget.size_label.value == "2,220 x 2,967 px"
@@ -23,7 +23,7 @@ def test_panel_shows_facts_and_tissue(make_napari_viewer, qtbot, cmu_svs):
 def test_panel_sets_a_missing_mpp(make_napari_viewer, qtbot, tcga_svs):
     viewer = make_napari_viewer()
     viewer.open(str(tcga_svs), plugin="napari-razn")
-    widget = SlideWidget(viewer)
+    widget = RaznWidget(viewer)
     assert "unknown" in widget.mpp_label.value
     widget.mpp_input.value = 0.5
     widget.apply_mpp()
@@ -35,7 +35,7 @@ def test_panel_sets_a_missing_mpp(make_napari_viewer, qtbot, tcga_svs):
 
 def test_panel_without_a_slide(make_napari_viewer):
     viewer = make_napari_viewer()
-    widget = SlideWidget(viewer)
+    widget = RaznWidget(viewer)
     assert widget.slide_layer is None
     assert "open a slide" in widget.tissue_label.value
     viewer.add_image(np.zeros((8, 8)))  # not a slide: not offered

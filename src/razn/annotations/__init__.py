@@ -8,8 +8,17 @@ overlap rule (the most severe class wins).
 - `rasterize` / `vectorize`: polygons <-> label grid (`label_grid`).
 - `read_annotations`: any supported file -> `AnnotationSet` (`reader`).
 - `write_geojson`: polygons per class -> QuPath GeoJSON (`geojson`).
+- `export_label_grid` / `annotation_label_grid`: whole grids <-> files (`export`).
 """
 
+from razn.annotations.export import (
+    annotation_format,
+    annotation_label_grid,
+    class_table,
+    companion_slide,
+    downsample_from_scales,
+    export_label_grid,
+)
 from razn.annotations.geojson import geojson_features, read_geojson, write_geojson
 from razn.annotations.label_grid import polygonal_parts, rasterize, vectorize
 from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
@@ -20,6 +29,12 @@ __all__ = [
     "AnnotationSet",
     "ClassMatcher",
     "ImportReport",
+    "annotation_format",
+    "annotation_label_grid",
+    "class_table",
+    "companion_slide",
+    "downsample_from_scales",
+    "export_label_grid",
     "geojson_features",
     "polygonal_parts",
     "rasterize",

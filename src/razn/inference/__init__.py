@@ -1,16 +1,26 @@
-"""Whole-slide inference: the streaming engine, its tile grid and its store."""
+"""Whole-slide inference: the streaming engine, its tile grid and its store.
 
-from razn.inference.engine import TileResult, pick_device, segment
-from razn.inference.store import SegmentationStore, StoreError
-from razn.inference.tiling import TileGrid, label_downsample, tile_grid
+Names load on first use (PEP 562), so `razn.inference.tiling`, which the
+annotation readers use, does not pull in torch with it.
+"""
 
-__all__ = [
-    "SegmentationStore",
-    "StoreError",
-    "TileGrid",
-    "TileResult",
-    "label_downsample",
-    "pick_device",
-    "segment",
-    "tile_grid",
-]
+import importlib
+
+_NAMES = {
+    "TileResult": "razn.inference.engine",
+    "pick_device": "razn.inference.engine",
+    "segment": "razn.inference.engine",
+    "SegmentationStore": "razn.inference.store",
+    "StoreError": "razn.inference.store",
+    "TileGrid": "razn.inference.tiling",
+    "label_downsample": "razn.inference.tiling",
+    "tile_grid": "razn.inference.tiling",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'razn.inference' has no attribute {name!r}")

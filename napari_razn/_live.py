@@ -1,0 +1,102 @@
+"""Running the engine for napari: the view's tiles, in a worker, painted as they come.
+
+`SegmentationRunner` owns one background worker at a time. Asking for new
+tiles (the view moved) drops the old worker's remaining work: the engine
+stops at its next tile, and tiles already done stay done in the session,
+so nothing finished is lost or recomputed. Results reach the layers on the
+GUI thread through the worker's `yielded` signal; applying one is a few
+small array writes and a partial redraw, never a full one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from napari.qt.threading import create_worker
+
+
+def view_region(layer, downsamples) -> tuple[float, float, float, float] | None:
+    """The level-0 box (x, y, w, h) the slide layer shows, from its corner pixels."""
+    corners = layer.corner_pixels  # [[row0, col0], [row1, col1]] at the shown level
+    level = getattr(layer, "data_level", 0)
+    d = downsamples[min(level, len(downsamples) - 1)]
+    (r0, c0), (r1, c1) = corners[0][-2:], corners[1][-2:]
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return (c0 * d, r0 * d, (c1 - c0 + 1) * d, (r1 - r0 + 1) * d)
+
+
+def _segment_tiles(slide, model, tiles, threshold, device, torch_threads, stop):
+    """Worker body: the engine over `tiles`, stopping when asked."""
+    import torch
+
+    from razn.inference import segment
+
+    torch.set_num_threads(torch_threads)
+    yield from segment(
+        slide, model, tiles=tiles, threshold=threshold, device=device, batch_size=4,
+        cancelled=stop,
+    )  # fmt: skip
+
+
+class SegmentationRunner:
+    """One engine run at a time for the RAZN panel."""
+
+    def __init__(self, on_result, on_done, on_error):
+        self._on_result, self._on_done, self._on_error = on_result, on_done, on_error
+        self.worker = None
+        self._stop = None  # the running worker's own stop flag
+        self.total = 0
+        self.finished = 0
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, slide, model, tiles, threshold, device) -> None:
+        self.cancel()
+        if not tiles:
+            self._on_done()
+            return
+        import os
+
+        stop = self._stop = [False]
+        self.total, self.finished = len(tiles), 0
+        # Leave a core to the GUI thread, so the viewer stays responsive.
+        threads = max(1, (os.cpu_count() or 2) - 1)
+        worker = create_worker(
+            _segment_tiles,
+            slide,
+            model,
+            tiles,
+            threshold,
+            device,
+            threads,
+            lambda: stop[0],
+            _start_thread=False,
+        )
+        worker.yielded.connect(self._yielded)
+        worker.finished.connect(lambda w=worker: self._finished(w))
+        worker.errored.connect(self._on_error)
+        self.worker = worker
+        worker.start()
+
+    def _yielded(self, result) -> None:
+        self.finished += 1
+        self._on_result(result)
+
+    def _finished(self, worker) -> None:
+        if worker is self.worker:
+            self.worker = None
+            self._on_done()
+
+    def cancel(self) -> None:
+        """Stop the running worker at its next tile; finished tiles stay."""
+        if self.worker is not None:
+            self._stop[0] = True
+            self.worker.quit()
+            self.worker = None
+
+    @property
+    def progress(self) -> float:
+        return self.finished / self.total if self.total else math.nan

@@ -1,0 +1,169 @@
+"""A pathologist's work on one slide: predictions, corrections and settings.
+
+The plugin shows `labels`: the model's predictions, except where the
+pathologist has painted, which `corrected` remembers. Segmenting again
+updates `predictions` everywhere but `labels` only where nothing was
+corrected, so a correction is never overwritten. Tiles already done with
+the same model and threshold are reused; changing either starts the done
+set afresh while the old results stay on screen until replaced.
+
+`save` writes everything to one `.npz` file (no pickle: plain arrays and a
+JSON string) through a temporary file and a rename, so a crash or a kill
+mid-save leaves the previous session intact; `load` restores it. This
+module is Qt-free, so the session logic is tested without a display.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from razn.atomic import atomic_path
+from razn.errors import RaznError
+from razn.inference.tiling import TileGrid
+
+FORMAT = "razn-session/1"
+
+
+def default_session_path(slide_path: str | os.PathLike) -> Path:
+    """Where a slide's session lives: a per-user folder, keyed by the slide's path.
+
+    Beside the slide would be handier, but slides often sit on read-only
+    shares; `NAPARI_RAZN_SESSIONS` chooses another folder.
+    """
+    root = os.environ.get("NAPARI_RAZN_SESSIONS")
+    if not root:
+        from platformdirs import user_data_dir
+
+        root = os.path.join(user_data_dir("napari-razn", appauthor=False), "sessions")
+    slide_path = Path(slide_path).resolve()
+    key = hashlib.sha1(str(slide_path).encode()).hexdigest()[:12]
+    return Path(root) / f"{slide_path.name}.{key}.razn-session.npz"
+
+
+class SegmentationSession:
+    """Predictions, corrections and zoom decisions of one slide, on its grids."""
+
+    def __init__(
+        self, slide_path, grid: TileGrid, mpp: float | None, settings: dict | None = None
+    ):
+        self.slide_path = str(slide_path)
+        self.grid = grid
+        self.mpp = mpp
+        shape, tiles = grid.label_shape, (grid.rows, grid.cols)
+        self.labels = np.zeros(shape, np.uint8)
+        self.predictions = np.zeros(shape, np.uint8)
+        self.corrected = np.zeros(shape, bool)
+        self.zoom_p = np.full(tiles, np.nan, np.float32)
+        self.zoomed = np.zeros(tiles, bool)
+        self.done = np.zeros(tiles, bool)
+        self.settings = dict(settings or {})
+
+    # -- settings -------------------------------------------------------------
+    def use_settings(self, settings: dict) -> bool:
+        """Switch model/threshold; returns True if earlier tiles must be redone."""
+        if settings == self.settings:
+            return False
+        self.settings = dict(settings)
+        self.done[:] = False
+        return True
+
+    # -- results --------------------------------------------------------------
+    def apply(self, result) -> tuple[slice, slice]:
+        """Take one `razn.inference.TileResult`; returns the label-grid region it changed."""
+        rows, cols, nr, nc = self.grid.label_slices(result.row, result.col)
+        tile = result.labels[:nr, :nc]
+        self.predictions[rows, cols] = tile
+        keep = self.corrected[rows, cols]
+        self.labels[rows, cols] = np.where(keep, self.labels[rows, cols], tile)
+        self.zoom_p[result.row, result.col] = result.zoom_p
+        self.zoomed[result.row, result.col] = result.zoomed
+        self.done[result.row, result.col] = True
+        return rows, cols
+
+    def mark_corrected(self, indices) -> None:
+        """Record pixels the pathologist painted (napari paint-event indices)."""
+        self.corrected[indices] = True
+
+    @property
+    def corrected_fraction(self) -> float:
+        """Share of the segmented label pixels the pathologist has corrected."""
+        segmented = self.labels > 0
+        return float(self.corrected[segmented].mean()) if segmented.any() else 0.0
+
+    def class_areas_mm2(self, classes) -> dict[str, float]:
+        if not self.mpp:
+            return {}
+        counts = np.bincount(self.labels.ravel(), minlength=len(classes) + 1)
+        mm2 = (self.grid.downsample * self.mpp / 1000) ** 2
+        return {c.name: float(counts[c.value]) * mm2 for c in classes}
+
+    # -- what to do next -------------------------------------------------------
+    def tiles_for_view(self, region: tuple[float, float, float, float]) -> list[tuple[int, int]]:
+        """Undone tiles in a level-0 region (x, y, w, h), nearest its centre first."""
+        x, y, w, h = region
+        cx, cy = x + w / 2, y + h / 2
+        t = self.grid.tile_size
+        todo = [tile for tile in self.grid.tiles_in(region) if not self.done[tile]]
+        return sorted(
+            todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
+        )
+
+    # -- saving ---------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "slide": self.slide_path,
+            "mpp": self.mpp,
+            "grid": {
+                "slide_shape": list(self.grid.slide_shape),
+                "tile_size": self.grid.tile_size,
+                "downsample": self.grid.downsample,
+                "patch_size": self.grid.patch_size,
+            },
+            "settings": self.settings,
+        }
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                meta=np.array(json.dumps(meta)),
+                labels=self.labels,
+                predictions=self.predictions,
+                corrected=self.corrected,
+                zoom_p=self.zoom_p,
+                zoomed=self.zoomed,
+                done=self.done,
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SegmentationSession:
+        path = Path(path)
+        try:
+            # Our own handle: np.load leaves a file open when the zip is bad.
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != FORMAT:
+                    raise ValueError("not a RAZN session")
+                g = meta["grid"]
+                grid = TileGrid(
+                    tuple(g["slide_shape"]), g["tile_size"], g["downsample"], g["patch_size"]
+                )
+                session = cls(meta["slide"], grid, meta["mpp"], meta["settings"])
+                for name in ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done"):
+                    array = data[name]
+                    expected = getattr(session, name)
+                    if array.shape != expected.shape:
+                        raise ValueError(f"{name} has shape {array.shape}, not {expected.shape}")
+                    setattr(session, name, array.astype(expected.dtype))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise RaznError(f"cannot restore the session: {error}", path) from None
+        return session

@@ -1,0 +1,32 @@
+"""Plugin test fixtures: sessions in a temporary folder, a small slide and model."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def session_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "sessions"
+    monkeypatch.setenv("NAPARI_RAZN_SESSIONS", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_slide(tmp_path_factory):
+    from tests.razn.slide_files import tissue_image, write_ome_pyramid
+
+    path = tmp_path_factory.mktemp("plugin") / "ellipse.ome.tif"
+    write_ome_pyramid(path, tissue_image(1536, 2048, seed=4), mpp=0.25)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory):
+    import torch
+
+    from razn.models import build_model, get_config, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(get_config("razn-small").with_(patch_size=64))
+    return save_checkpoint(model, tmp_path_factory.mktemp("models") / "small.safetensors")

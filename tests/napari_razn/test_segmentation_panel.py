@@ -1,0 +1,177 @@
+"""The RAZN panel segments what is in view, keeps corrections, and never freezes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from qtpy.QtCore import QElapsedTimer, QTimer
+
+from napari_razn._layers import CLASSES_LAYER
+from napari_razn._widget import RaznWidget
+
+
+def open_panel(make_napari_viewer, slide, checkpoint):
+    # Shown (under Xvfb in CI): a hidden canvas does not follow the camera,
+    # so the layer's corner pixels would not either.
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1000, 700)
+    viewer.open(str(slide), plugin="napari-razn")
+    widget = RaznWidget(viewer)
+    widget.model_input.value = str(checkpoint)
+    widget.device_picker.value = "cpu"
+    return viewer, widget
+
+
+def wait_idle(qtbot, widget, timeout=60000):
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=timeout)
+
+
+def look_at(viewer, widget, x0, y0, x1, y1):
+    """Point the camera at a level-0 box (pixels) of the slide."""
+    mpp = widget.slide_layer.scale[-1]
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.center = ((y0 + y1) / 2 * mpp, (x0 + x1) / 2 * mpp)
+    canvas_h, canvas_w = viewer.window._qt_viewer.canvas.size
+    camera.zoom = min(canvas_w / ((x1 - x0) * mpp), canvas_h / ((y1 - y0) * mpp))
+
+
+def test_segment_view_paints_the_view_and_nowhere_else(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    look_at(viewer, widget, 1024, 512, 1536, 1024)
+    qtbot.wait(100)
+    widget.segment_view()
+    wait_idle(qtbot, widget)
+    session = widget.session
+    done = np.argwhere(session.done)
+    assert len(done) > 0
+    region = widget.slide_layer.corner_pixels
+    # Every finished tile touches the view; no tile far from it was done.
+    tile = session.grid.tile_size
+    (r0, c0), (r1, c1) = region[0][-2:], region[1][-2:]
+    for row, col in done:
+        assert row * tile <= r1 and (row + 1) * tile >= r0
+        assert col * tile <= c1 and (col + 1) * tile >= c0
+    painted_rows = np.nonzero(session.labels.any(axis=1))[0]
+    assert painted_rows.min() * 8 >= (r0 // tile) * tile
+    layer = viewer.layers[CLASSES_LAYER]
+    assert layer.data is session.labels
+    np.testing.assert_allclose(layer.scale, [2.0, 2.0])  # downsample 8 x 0.25 um
+    np.testing.assert_allclose(layer.translate, [0.875, 0.875])  # (8 - 1) / 2 x 0.25
+
+
+def test_correction_survives_segmenting_again_and_a_restart(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint, session_folder
+):
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    layer = viewer.layers[CLASSES_LAYER]
+    # The pathologist paints a square of invasive carcinoma (class 4).
+    rows, cols = np.meshgrid(np.arange(90, 100), np.arange(120, 130), indexing="ij")
+    layer.data_setitem((rows.ravel(), cols.ravel()), 4)
+    assert widget.session.corrected[95, 125] and "%" in widget.corrected_label.value
+    # Segment again with other settings: predictions change, the square stays.
+    widget.threshold.value = 0.0
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    assert (widget.session.labels[90:100, 120:130] == 4).all()
+    tissue = ~np.isnan(widget.session.zoom_p)  # glass tiles have no p, and never zoom
+    assert tissue.any() and widget.session.zoomed[tissue].all()
+    # Autosave, then a new napari on the same slide restores it.
+    qtbot.waitUntil(lambda: any(session_folder.glob("*.npz")), timeout=10000)
+    qtbot.wait(500)
+    viewer2, widget2 = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    assert widget2.session is not None
+    assert (widget2.session.labels[90:100, 120:130] == 4).all()
+    assert widget2.session.corrected[90:100, 120:130].all()
+
+
+def test_cancel_in_the_middle(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint, monkeypatch
+):
+    import razn.inference.engine as engine
+
+    predict = engine._predict
+
+    def slow_predict(*args, **kwargs):
+        time.sleep(0.3)  # a slide big enough that cancelling matters
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_predict", slow_predict)
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    apply = widget.runner._on_result
+
+    def cancel_after_two(result):
+        apply(result)
+        if widget.runner.finished == 2:
+            widget.cancel()  # as if the user pressed Cancel now
+
+    widget.runner._on_result = cancel_after_two
+    widget.threshold.value = 0.0  # zooming everywhere: the slowest run
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    qtbot.wait(1000)  # anything still queued arrives
+    assert widget.progress_label.value == "cancelled"
+    done = int(widget.session.done.sum())
+    assert 2 <= done < widget.session.done.size
+    # Nothing half-done: every finished tile is painted.
+    tile = widget.session.grid.tile_labels
+    for row, col in np.argwhere(widget.session.done):
+        assert (
+            widget.session.labels[row * tile : (row + 1) * tile, col * tile : (col + 1) * tile] > 0
+        ).all()
+
+
+def test_follow_view_and_bad_model(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint, tmp_path
+):
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    look_at(viewer, widget, 1536, 1024, 2048, 1536)
+    qtbot.wait(100)
+    widget.follow.value = True
+    wait_idle(qtbot, widget)
+    assert widget.session.done[5, 7] and not widget.session.done[0, 0]
+    # Panning is enough: the view's tiles are queued once the camera rests.
+    look_at(viewer, widget, 0, 0, 600, 400)
+    qtbot.waitUntil(lambda: widget.session.done[0, 0], timeout=30000)
+    wait_idle(qtbot, widget)
+    widget.follow.value = False
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x80\x04K\x01.")
+    widget.model_input.value = str(bad)
+    widget.segment_view()  # a notification, not an exception
+    assert not widget.runner.running
+
+
+def test_the_gui_never_stalls_while_segmenting(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    """The event loop's worst stall while the engine runs.
+
+    The issue's floor is 100 ms on this machine's CPU, measured idle by
+    benchmarks/gui_stall.py (docs/benchmarks.md). Here, where other work may
+    share the two cores, the bound is looser; it still fails on any real
+    freeze (a tissue mask, model load or full label redraw on the GUI thread).
+    """
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    qtbot.waitUntil(lambda: widget.tissue_label.value.endswith("of the slide"), timeout=30000)
+    clock, worst = QElapsedTimer(), [0]
+    ticker = QTimer()
+    ticker.setInterval(10)
+
+    def tick():
+        worst[0] = max(worst[0], clock.restart())
+
+    ticker.timeout.connect(tick)
+    widget.segment_slide()
+    clock.start()
+    ticker.start()
+    start = time.monotonic()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120000)
+    ticker.stop()
+    assert time.monotonic() - start > 0.5, "too little work to measure"
+    print(f"worst event-loop stall while segmenting: {worst[0]} ms")
+    assert worst[0] < 250

@@ -1,0 +1,97 @@
+"""Sessions: corrections are never overwritten, and saving survives a kill."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from razn.errors import RaznError
+from razn.inference.engine import TileResult
+from razn.inference.tiling import TileGrid
+from razn.session import SegmentationSession, default_session_path
+
+GRID = TileGrid((1024, 2048), tile_size=256, downsample=8, patch_size=64)
+
+
+def result(row, col, value, zoom_p=0.7):
+    n = GRID.tile_labels
+    return TileResult(
+        row, col, GRID.box(row, col), np.full((n, n), value, np.uint8), zoom_p, zoom_p > 0.5, True
+    )
+
+
+def test_corrections_survive_new_predictions():
+    session = SegmentationSession("slide.svs", GRID, 0.25)
+    session.apply(result(0, 0, 2))
+    painted = (np.arange(5, 10)[:, None], np.arange(5, 10)[None, :])
+    session.labels[painted] = 4
+    session.mark_corrected(painted)
+    session.apply(result(0, 0, 3))  # segmenting again with another model
+    assert (session.labels[5:10, 5:10] == 4).all()
+    assert (session.labels[:5, :32] == 3).all()  # the rest of the tile took the new class
+    assert (session.predictions[5:10, 5:10] == 3).all()
+    assert session.corrected_fraction == pytest.approx(25 / 32**2)
+
+
+def test_settings_change_redoes_tiles_and_view_order():
+    session = SegmentationSession("slide.svs", GRID, 0.25, {"model": "a", "threshold": 0.5})
+    session.apply(result(1, 1, 2))
+    assert not session.use_settings({"model": "a", "threshold": 0.5})
+    # Nearest the centre of the view first; done tiles are not asked for again.
+    tiles = session.tiles_for_view((256, 0, 768, 512))
+    assert tiles[0] in ((0, 2), (1, 2)) and (1, 1) not in tiles
+    assert session.use_settings({"model": "a", "threshold": 0.2})
+    assert (1, 1) in session.tiles_for_view((256, 0, 768, 512))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    session = SegmentationSession("slide.svs", GRID, 0.25, {"threshold": 0.5})
+    session.apply(result(2, 3, 4, zoom_p=0.9))
+    session.mark_corrected((np.array([1]), np.array([2])))
+    path = session.save(tmp_path / "s.npz")
+    loaded = SegmentationSession.load(path)
+    assert loaded.grid == GRID and loaded.settings == {"threshold": 0.5}
+    for name in ("labels", "predictions", "corrected", "zoomed", "done"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(session, name))
+    assert loaded.zoom_p[2, 3] == pytest.approx(0.9) and math.isnan(loaded.zoom_p[0, 0])
+
+
+def test_broken_session_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "s.npz"
+    path.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(RaznError, match="cannot restore the session"):
+        SegmentationSession.load(path)
+
+
+def test_killed_while_saving_leaves_a_whole_session(tmp_path):
+    """Kill a process that keeps editing and saving; the file always loads."""
+    path = tmp_path / "s.npz"
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, sys
+        from razn.inference.tiling import TileGrid
+        from razn.session import SegmentationSession
+        grid = TileGrid((8192, 8192), tile_size=256, downsample=8, patch_size=64)
+        session = SegmentationSession("slide.svs", grid, 0.25)
+        for edit in range(1, 10_000):
+            session.labels[:] = edit % 5
+            session.corrected[:edit % 1024] = True
+            session.save({str(path)!r})
+            print(edit, flush=True)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for _ in range(3):  # let it save a few times, then kill it mid-stream
+        process.stdout.readline()
+    process.kill()
+    process.wait(30)
+    process.stdout.close()
+    session = SegmentationSession.load(path)
+    value = int(session.labels[0, 0])
+    assert (session.labels == value).all()  # one whole edit, never a mix
+    assert default_session_path("/data/a.svs") != default_session_path("/other/a.svs")
