@@ -18,6 +18,7 @@ from razn.errors import RaznError
 
 # name -> module under razn.cli; add a command by adding its module here.
 COMMANDS = {
+    "synth": "razn.cli.synth",
     "info": "razn.cli.info",
     "segment": "razn.cli.segment",
     "export": "razn.cli.export",

@@ -1,0 +1,92 @@
+"""napari sample data: a synthetic H&E slide with its ground-truth labels.
+
+File > Open Sample > napari-razn > "Synthetic breast slide (with ground
+truth)". Nothing is downloaded: the slide is generated on first use into
+the user's cache (``$NAPARI_RAZN_CACHE``, else ``$XDG_CACHE_HOME/napari-razn``,
+else ``~/.cache/napari-razn``) and reused afterwards; it is regenerated when
+any of its three files is missing. Layers carry `scale` in microns and the
+half-pixel `translate` of DESIGN.md, so the labels sit on the tissue.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Small enough to generate in a few seconds on a laptop core, large enough
+# to hold every class: 1.5 x 1.1 mm at 0.5 um/px.
+SAMPLE_SIZE = (3072, 2304)
+SAMPLE_SEED = 4  # a seed whose layout holds all four classes (tested)
+SAMPLE_MPP = 0.5
+SAMPLE_NAME = f"razn-synthetic-seed{SAMPLE_SEED}-{SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]}-v1.tif"
+
+
+def cache_folder() -> Path:
+    """Where generated samples live (created on demand)."""
+    override = os.environ.get("NAPARI_RAZN_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "napari-razn"
+
+
+def synthetic_slide_path() -> Path:
+    """The cached sample slide, generated if it or its ground truth is missing."""
+    from razn.synth import companion_paths, generate_slide
+
+    folder = cache_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / SAMPLE_NAME
+    if not all(p.is_file() for p in companion_paths(image)):
+        width, height = SAMPLE_SIZE
+        generate_slide(image, width, height, seed=SAMPLE_SEED, mpp=SAMPLE_MPP)
+    return image
+
+
+def make_synthetic_slide_sample():
+    """napari sample contribution: the slide (multiscale) and its truth (labels)."""
+    import numpy as np
+
+    from razn.classes import DEFAULT_CLASSES
+    from razn.label_tiff import read_label_grid
+    from razn.slide import open_slide
+    from razn.synth import companion_paths
+
+    image = synthetic_slide_path()
+    slide = open_slide(image)
+    mpp0 = slide.mpp
+    levels = slide.levels
+    # Downsample of each level from the shapes, not from metadata.
+    h0 = levels[0].shape[0]
+    scales = [h0 / lv.shape[0] for lv in levels]
+    grid = read_label_grid(companion_paths(image)[1])
+    d = grid.downsample
+    colors = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+    colors.update({c.value: tuple(np.array([*c.color, 255]) / 255) for c in DEFAULT_CLASSES})
+    slide_layer = (
+        list(levels),
+        {
+            "name": "synthetic slide (not real tissue)",
+            "multiscale": True,
+            "rgb": True,
+            "scale": (mpp0, mpp0),
+            "translate": (0.0, 0.0),
+            "units": "um",
+            "metadata": {"path": str(image), "mpp": mpp0, "downsamples": scales},
+        },
+        "image",
+    )
+    labels_layer = (
+        np.asarray(grid.labels),
+        {
+            "name": "ground truth",
+            "scale": (d * mpp0, d * mpp0),
+            "translate": ((d - 1) / 2 * mpp0, (d - 1) / 2 * mpp0),
+            "opacity": 0.4,
+            "colormap": colors,
+            "units": "um",
+            "metadata": {"label_downsample": d, "path": str(companion_paths(image)[1])},
+        },
+        "labels",
+    )
+    return [slide_layer, labels_layer]
