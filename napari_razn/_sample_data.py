@@ -63,19 +63,13 @@ def make_synthetic_slide_sample():
     d = grid.downsample
     colors = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
     colors.update({c.value: tuple(np.array([*c.color, 255]) / 255) for c in DEFAULT_CLASSES})
-    slide_layer = (
-        list(levels),
-        {
-            "name": "synthetic slide (not real tissue)",
-            "multiscale": True,
-            "rgb": True,
-            "scale": (mpp0, mpp0),
-            "translate": (0.0, 0.0),
-            "units": "um",
-            "metadata": {"path": str(image), "mpp": mpp0, "downsamples": scales},
-        },
-        "image",
-    )
+    from napari_razn._reader import slide_layer_data
+
+    # The reader's layer (so the RAZN panel offers it), named as what it is.
+    data, kwargs, kind = slide_layer_data(slide)
+    kwargs["name"] = "synthetic slide (not real tissue)"
+    kwargs["metadata"].update({"path": str(image), "mpp": mpp0, "downsamples": scales})
+    slide_layer = (data, kwargs, kind)
     labels_layer = (
         np.asarray(grid.labels),
         {
@@ -85,7 +79,16 @@ def make_synthetic_slide_sample():
             "opacity": 0.4,
             "colormap": colors,
             "units": "um",
-            "metadata": {"label_downsample": d, "path": str(companion_paths(image)[1])},
+            "metadata": {
+                "label_downsample": d,
+                "path": str(companion_paths(image)[1]),
+                # What the QuPath writer needs to place the grid in level 0.
+                "razn_labels": {
+                    "downsample": d,
+                    "level0_shape": list(slide.dimensions),
+                    "mpp": mpp0,
+                },
+            },
         },
         "labels",
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import (
@@ -122,6 +124,7 @@ class RaznWidget(Container):
         self.show_zoom = CheckBox(text="Show zoom heatmap and zoomed tiles", value=False)
         self.export_path = LineEdit(label="GeoJSON", value="", tooltip="where Export writes")
         self.export_button = PushButton(text="Export to QuPath")
+        self.export_corrections_button = PushButton(text="Export corrections as training data")
         self.extend(
             [
                 self.slide_picker, self.format_label, self.size_label, self.levels_label,
@@ -131,6 +134,7 @@ class RaznWidget(Container):
                 self.segment_slide_button, self.cancel_button, self.progress_label,
                 self.legend, self.corrected_label, self.hover_label, self.opacity,
                 self.show_zoom, self.export_path, self.export_button,
+                self.export_corrections_button,
             ]
         )  # fmt: skip
         self.slide_picker.changed.connect(self.show_slide)
@@ -142,6 +146,7 @@ class RaznWidget(Container):
         self.opacity.changed.connect(self._opacity_changed)
         self.show_zoom.changed.connect(self._show_zoom_changed)
         self.export_button.changed.connect(self.export_geojson)
+        self.export_corrections_button.changed.connect(self.export_corrections)
 
     # -- the slide --------------------------------------------------------------
     def _slide_choices(self, _widget=None) -> list:
@@ -461,6 +466,43 @@ class RaznWidget(Container):
             self._notify(f"export failed: {error}")
             return
         show_info(f"RAZN: wrote {count} QuPath annotations to {path}")
+
+    def export_corrections(self, _value=None) -> list:
+        """The corrected pixels as training data for `razn train`.
+
+        A label-grid TIFF (uncorrected pixels 0, which training ignores) and
+        the same regions as QuPath GeoJSON, beside where Export writes.
+        """
+        from napari.utils.notifications import show_info
+
+        if self.session is None or not self.session.corrected.any():
+            self._notify("nothing corrected yet: paint on the classes layer first")
+            return []
+        from pathlib import Path
+
+        from razn.annotations import export_label_grid
+        from razn.classes import NORMAL
+        from razn.label_tiff import write_label_grid
+
+        slide = Path(self.session.slide_path)
+        folder = slide.parent if _writable(str(slide)) else Path.home()
+        stem = folder / (slide.stem + ".corrections")
+        grid = self.session.grid
+        labels = np.where(self.session.corrected, self.session.labels, 0).astype(np.uint8)
+        try:
+            write_label_grid(
+                f"{stem}.tif", labels, grid.downsample, mpp=self.session.mpp,
+                level0_shape=grid.slide_shape,
+            )  # fmt: skip
+            count = export_label_grid(
+                labels, grid.downsample, f"{stem}.geojson", mpp=self.session.mpp,
+                include_normal=bool((labels == NORMAL).any()),
+            )  # fmt: skip
+        except Exception as error:  # shown, never a dead widget
+            self._notify(f"export failed: {error}")
+            return []
+        show_info(f"RAZN: wrote corrections to {stem}.tif and {stem}.geojson ({count} regions)")
+        return [Path(f"{stem}.tif"), Path(f"{stem}.geojson")]
 
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_error

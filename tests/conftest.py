@@ -30,3 +30,19 @@ def tcga_svs(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def annotations_dir(shared_data) -> Path:
     return shared_data / "annotations"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA; without it they are skipped, not failed."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -15,9 +15,9 @@ zooms into, which is where RAZN saves reading as well as computing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -94,23 +94,12 @@ class _Runner:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def context(self):
-        if self.autocast_dtype is None:
-            return torch.inference_mode()
-        return _Both(torch.inference_mode(), torch.autocast("cuda", self.autocast_dtype))
-
-
-class _Both:
-    def __init__(self, *contexts):
-        self.contexts = contexts
-
-    def __enter__(self):
-        for c in self.contexts:
-            c.__enter__()
-
-    def __exit__(self, *exc):
-        for c in reversed(self.contexts):
-            c.__exit__(*exc)
+    def context(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.autocast_dtype is not None:
+            stack.enter_context(torch.autocast("cuda", self.autocast_dtype))
+        return stack
 
 
 def segment(
@@ -318,10 +307,3 @@ def _results(grid: TileGrid, batch, prediction: Prediction, probabilities) -> It
             True,
             probs_np[i] if probabilities else None,
         )
-
-
-def timed(results: Iterator[TileResult]) -> Iterator[tuple[TileResult, float]]:
-    """Pairs each result with the seconds since the first was asked for."""
-    start = time.perf_counter()
-    for result in results:
-        yield result, time.perf_counter() - start
