@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-
-import numpy as np
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
