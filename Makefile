@@ -9,7 +9,9 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-SAMPLE ?= ../shared/data/slides/CMU-1-Small-Region.svs
+# The synthetic sample (3072 x 2304 at 0.5 um/px, seed 4: all four classes),
+# the same one napari's File > Open Sample > napari-razn makes.
+SAMPLE ?= $(OUT)/synthetic-sample.tif
 OUT ?= out/demo
 PYTEST_ARGS ?=
 
@@ -24,14 +26,20 @@ $(VENV)/.installed: setup.cfg constraints.txt
 
 env: $(VENV)/.installed
 
-# On a display: napari with the slide and the RAZN panel. Headless: the
-# slide's facts and an overview picture in $(OUT)/.
+# On a display: napari with the sample, the RAZN panel and live
+# segmentation. Headless: the sample's facts, then `razn segment` with the
+# demo model, writing the labels store, QuPath GeoJSON and an overview PNG
+# to $(OUT)/.
 demo: env
+	@mkdir -p "$(OUT)"
+	@if [ ! -f "$(SAMPLE)" ]; then \
+		$(BIN)/razn synth "$(SAMPLE)" --size 3072x2304 --seed 4 --mpp 0.5; \
+	fi
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -z "$$CI" ]; then \
-		$(BIN)/napari --with napari-razn RAZN -- "$(SAMPLE)"; \
+		$(BIN)/python -m napari_razn.demo "$(SAMPLE)"; \
 	else \
-		mkdir -p "$(OUT)"; \
-		$(BIN)/razn info "$(SAMPLE)" --overview "$(OUT)/$$(basename "$(SAMPLE)" | sed 's/\.[^.]*$$//').overview.png"; \
+		$(BIN)/razn info "$(SAMPLE)"; \
+		$(BIN)/razn segment "$(SAMPLE)" --model demo --out "$(OUT)"; \
 	fi
 
 # The whole suite, under a virtual display when there is none.

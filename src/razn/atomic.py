@@ -34,6 +34,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp's name is private (0600); give the result the permissions
+        # a plain open() would, so colleagues can read a shared export.
+        if tmp.exists():
+            os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         if tmp.is_dir():
@@ -42,6 +46,12 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:

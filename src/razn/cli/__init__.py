@@ -23,6 +23,8 @@ COMMANDS = {
     "segment": "razn.cli.segment",
     "export": "razn.cli.export",
     "convert": "razn.cli.convert",
+    "train": "razn.cli.train",
+    "evaluate": "razn.cli.evaluate",
 }
 
 

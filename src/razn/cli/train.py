@@ -1,0 +1,108 @@
+"""`razn train`: train RAZN or a baseline on slides with labels (Algorithm 1 for RAZN)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Train RAZN or a baseline on slides and their labels; checkpoints and metrics in --out."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--config",
+        default="razn-small",
+        help="model configuration name (razn, razn-small, scale1, ...)",
+    )
+    parser.add_argument("--slides", nargs="+", required=True, help="slide files")
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        required=True,
+        help="one per slide: label-grid TIFF, QuPath GeoJSON, ImageScope XML or ASAP XML",
+    )
+    parser.add_argument("--out", required=True, help="folder for checkpoints and metrics.jsonl")
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument(
+        "--decay-every", type=int, help="lr x0.1 every N steps (default: a quarter of the run)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.8, help="zoom sampling bound")
+    parser.add_argument(
+        "--cost", type=float, default=0.0, help="price of one zoom in the reward (0: the paper)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="RAZN: first N steps train every net on every field, policy waiting (0: paper)",
+    )
+    parser.add_argument(
+        "--balanced",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="class-balanced sampling of fields (default on)",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="flips, 90-degree turns, colour jitter (default on)",
+    )
+    parser.add_argument(
+        "--unannotated",
+        choices=("ignore", "normal"),
+        default="ignore",
+        help="pixels no polygon covers: ignored, or normal as in BACH",
+    )
+    parser.add_argument("--mpp", type=float, help="microns per pixel, for slides that lack it")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from razn.classes import NORMAL, UNLABELLED
+    from razn.errors import RaznError
+    from razn.models import get_config
+    from razn.training import FieldSampler, SlideFields, TrainingConfig, open_labelled, train
+
+    if len(args.slides) != len(args.labels):
+        raise RaznError(f"{len(args.slides)} slides but {len(args.labels)} label files")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model_config = get_config(args.config)
+    except KeyError as error:
+        raise RaznError(str(error.args[0])) from None
+    fill = NORMAL if args.unannotated == "normal" else UNLABELLED
+    labelled = [
+        open_labelled(s, lab, mpp=args.mpp, unannotated=fill)
+        for s, lab in zip(args.slides, args.labels, strict=True)
+    ]
+    config = TrainingConfig(
+        model=args.config, iterations=args.iterations, batch_size=args.batch_size,
+        lr=args.lr, decay_every=args.decay_every, alpha=args.alpha, cost=args.cost, warmup=args.warmup,
+        balanced=args.balanced, augment=args.augment, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        data={"slides": list(args.slides), "labels": list(args.labels),
+              "unannotated": args.unannotated},
+    )  # fmt: skip
+    source = SlideFields(FieldSampler(labelled, model_config, args.balanced), args.augment)
+    steps = train(config, source, args.out, resume=args.resume)
+    with tqdm(total=config.iterations, disable=args.quiet, unit="step") as bar:
+        for progress in steps:
+            if bar.n == 0:
+                bar.update(progress.iteration - 1)  # a resumed run starts part-way
+            bar.update(1)
+            loss = progress.metrics.get("segmentation_loss")
+            if loss is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+    print(f"model written to {args.out}/model.safetensors")
+    return 0

@@ -1,0 +1,36 @@
+"""Training RAZN and its baselines: fields of view from slides, Algorithm 1, the loop.
+
+- `patches`: fields of view at every zoom level and their labels, from
+  slides with label grids or polygon annotations.
+- `algorithm`: one step, Algorithm 1 of Dong et al. (with DESIGN.md's
+  reward sign) for RAZN, supervised for the baselines.
+- `trainer`: the loop as a generator of progress, with JSON-lines metrics,
+  checkpoints and exact resume.
+"""
+
+from razn.training.algorithm import razn_losses, supervised_loss, training_step, zoom_reward
+from razn.training.patches import FieldBatch, FieldSampler, LabelledSlide, augment, open_labelled
+from razn.training.trainer import (
+    FieldPool,
+    SlideFields,
+    TrainingConfig,
+    TrainingProgress,
+    train,
+)
+
+__all__ = [
+    "FieldBatch",
+    "FieldPool",
+    "FieldSampler",
+    "LabelledSlide",
+    "SlideFields",
+    "TrainingConfig",
+    "TrainingProgress",
+    "augment",
+    "open_labelled",
+    "razn_losses",
+    "supervised_loss",
+    "train",
+    "training_step",
+    "zoom_reward",
+]

@@ -1,0 +1,153 @@
+"""Algorithm 1: the reward's sign, the policy-gradient step, and what a trained policy learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from razn.models import build_model, get_config
+from razn.training.algorithm import (
+    bounded_probability,
+    razn_losses,
+    supervised_loss,
+    training_step,
+    zoom_reward,
+)
+
+P = 32  # the smallest patch a config allows: keeps every step in milliseconds
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Small nets: extra threads only contend (and a shared CI box is busy).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ConstantSegmenter(nn.Module):
+    """Logits that favour class 0 by `margin` at every pixel, chosen per field."""
+
+    def __init__(self, margin):
+        super().__init__()
+        self.margin = margin  # callable: fields (N, 3, H, W) -> (N,) margins
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 4, *x.shape[-2:])
+        logits[:, 0] = self.margin(x)[:, None, None]
+        return logits
+
+
+def toy_razn(coarse_margin, fine_margin):
+    torch.manual_seed(0)
+    model = build_model(get_config("razn-small").with_(patch_size=P, name="toy"))
+    model.segmenters[0] = ConstantSegmenter(coarse_margin)
+    model.segmenters[1] = ConstantSegmenter(fine_margin)
+    return model
+
+
+def toy_batch(n, brightness=0.0):
+    views = [torch.randn(n, 3, P, P) + brightness, torch.randn(n, 3, 2 * P, 2 * P) + brightness]
+    targets = [
+        torch.zeros(n, P, P, dtype=torch.long),
+        torch.zeros(n, 2 * P, 2 * P, dtype=torch.long),
+    ]
+    return views, targets
+
+
+def test_reward_pays_for_zooming_only_where_the_fine_net_does_better():
+    j0 = torch.tensor([1.0, 1.0, 1.0])
+    j1 = torch.tensor([0.5, 1.5, 0.5])
+    a = torch.tensor([1.0, 1.0, 0.0])
+    assert torch.allclose(zoom_reward(a, j0, j1), torch.tensor([0.5, -0.5, 0.0]))
+    assert torch.allclose(zoom_reward(a, j0, j1, cost=0.2), torch.tensor([0.3, -0.7, 0.0]))
+
+
+def test_bounded_probability_stays_inside_alpha():
+    p = torch.tensor([0.0, 0.5, 1.0])
+    assert torch.allclose(bounded_probability(p, 0.8), torch.tensor([0.2, 0.5, 0.8]))
+
+
+@pytest.mark.parametrize(("fine_margin", "direction"), [(4.0, 1), (-4.0, -1)])
+def test_one_policy_step_moves_p_towards_the_better_net(fine_margin, direction):
+    # Coarse CE with margin 1 is ~0.74; fine with +4 is ~0.05 (zooming pays),
+    # with -4 ~5.0 (zooming hurts).
+    model = toy_razn(lambda x: torch.ones(len(x)), lambda x: torch.full((len(x),), fine_margin))
+    views, targets = toy_batch(16)
+    policy = model.policies[0]
+    policy.eval()  # BN on running statistics, so p before and after is comparable
+    with torch.no_grad():
+        before = torch.sigmoid(policy(views[0]))
+    generator = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.05)
+    policy_loss, _, metrics = razn_losses(model, views, targets, generator=generator)
+    assert metrics["zoom_action_1"] > 0  # some fields zoomed, so there is a signal
+    policy_loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = torch.sigmoid(policy(views[0]))
+    change = (after - before).mean().item()
+    assert direction * change > 1e-4
+
+
+def test_trained_policy_zooms_more_where_the_fine_net_is_better():
+    # Bright fields: the fine net wins; dark fields: it loses. The policy sees
+    # only the pixels, so it must learn brightness -> zoom from the reward.
+    def fine_margin(x):
+        return torch.where(x.mean(dim=(1, 2, 3)) > 0, 4.0, -4.0)
+
+    model = toy_razn(lambda x: torch.ones(len(x)), fine_margin)
+    optimizer = torch.optim.Adam(model.policies.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for _ in range(40):
+        bright, targets = toy_batch(8, brightness=1.0)
+        dark, _ = toy_batch(8, brightness=-1.0)
+        views = [torch.cat([b, d]) for b, d in zip(bright, dark, strict=True)]
+        targets = [torch.cat([t, t]) for t in targets]
+        optimizer.zero_grad()
+        policy_loss, _, _ = razn_losses(model, views, targets, generator=generator)
+        policy_loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        p_bright = torch.sigmoid(model.policies[0](toy_batch(32, 1.0)[0][0])).mean()
+        p_dark = torch.sigmoid(model.policies[0](toy_batch(32, -1.0)[0][0])).mean()
+    assert p_bright > 0.7 and p_dark < 0.3, (float(p_bright), float(p_dark))
+
+
+def test_only_the_net_a_field_was_routed_to_gets_a_gradient():
+    torch.manual_seed(0)
+    model = build_model(get_config("razn-small").with_(patch_size=P, name="toy"))
+    views, targets = toy_batch(4)
+    targets = [t.random_(0, 4) for t in targets]
+    with torch.no_grad():  # make the policy certain never to zoom (p~ = 1 - alpha)
+        model.policies[0].fc.bias.fill_(-50.0)
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters())
+    # With p~ = 0.2 per field, some seed gives no zoom at all; find it.
+    while True:
+        state = generator.get_state()
+        if not torch.bernoulli(torch.full((4,), 0.2), generator=generator).any():
+            generator.set_state(state)
+            break
+    metrics = training_step(model, optimizer, views, targets, generator=generator)
+    assert metrics["zoom_action_1"] == 0
+    assert all(p.grad is None for p in model.segmenters[1].parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in model.segmenters[0].parameters()
+    )
+
+
+@pytest.mark.parametrize("name", ["scale1-small", "scale2-small", "ms-small", "attention-small"])
+def test_baseline_losses_are_finite_and_reach_every_parameter_of_the_net(name):
+    torch.manual_seed(0)
+    model = build_model(get_config(name).with_(patch_size=P, name="toy"))
+    views, targets = toy_batch(2)
+    targets = [t.random_(-1, 4) for t in targets]
+    loss, metrics = supervised_loss(model, views, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and metrics["segmentation_loss"] > 0
+    assert all(p.grad is not None for p in model.net.parameters())

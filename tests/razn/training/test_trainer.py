@@ -1,0 +1,119 @@
+"""The training loop on a tiny synthetic slide: it learns, it logs, it resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from razn.cli import main
+from razn.errors import RaznError
+from razn.models import get_config, load_model
+from razn.synth import generate_slide
+from razn.training import (
+    FieldPool,
+    FieldSampler,
+    SlideFields,
+    TrainingConfig,
+    open_labelled,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return generate_slide(tmp_path_factory.mktemp("tiny") / "tiny.tif", 1536, 1536, seed=1)
+
+
+@pytest.fixture(scope="module")
+def labelled(tiny):
+    return open_labelled(tiny.image, tiny.labels)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # One thread: the same arithmetic order every run, and no contention on CI.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_few_steps_lower_the_loss(labelled, tmp_path):
+    pool = FieldSampler([labelled], get_config("scale1-small"), balanced=True).sample(
+        8, np.random.default_rng(0)
+    )
+    config = TrainingConfig("scale1-small", iterations=30, batch_size=4, lr=3e-3,
+                            decay_every=1000, augment=False, log_every=5)  # fmt: skip
+    for _ in train(config, FieldPool(pool, augment=False), tmp_path):
+        pass
+    losses = [row["segmentation_loss"] for row in _rows(tmp_path / "metrics.jsonl")]
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert load_model(tmp_path / "model.safetensors").training_record["iteration"] == 30
+
+
+def test_resume_continues_exactly(labelled, tmp_path):
+    config = TrainingConfig("razn-small", iterations=4, batch_size=2, checkpoint_every=2,
+                            log_every=1, seed=3)  # fmt: skip
+    source = SlideFields(FieldSampler([labelled], get_config("razn-small"), balanced=True))
+    for _ in train(config, source, tmp_path / "straight"):
+        pass
+    for progress in train(config, source, tmp_path / "interrupted"):
+        if progress.iteration == 2:
+            assert progress.checkpoint is not None
+            break  # as if killed right after the checkpoint
+    with open(tmp_path / "interrupted" / "metrics.jsonl", "a") as log:
+        log.write('{"iteration": 3}\n')  # a row past the checkpoint: must go
+    for _ in train(config, source, tmp_path / "interrupted", resume=True):
+        pass
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "interrupted" / "model.safetensors")
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+
+    def without_time(rows):
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in rows]
+
+    assert without_time(_rows(tmp_path / "straight" / "metrics.jsonl")) == without_time(
+        _rows(tmp_path / "interrupted" / "metrics.jsonl")
+    )
+
+
+def test_resume_refuses_another_seed(labelled, tmp_path):
+    config = TrainingConfig("scale1-small", iterations=1, batch_size=2, checkpoint_every=1)
+    source = SlideFields(FieldSampler([labelled], get_config("scale1-small")))
+    for _ in train(config, source, tmp_path):
+        pass
+    with pytest.raises(RaznError, match="seed"):
+        next(
+            train(
+                TrainingConfig("scale1-small", iterations=2, seed=9), source, tmp_path, resume=True
+            )
+        )
+
+
+def test_cli_trains_and_resumes(tiny, tmp_path, capsys):
+    args = ["train", "--config", "scale1-small", "--slides", str(tiny.image),
+            "--labels", str(tiny.geojson), "--out", str(tmp_path), "--batch-size", "2",
+            "--log-every", "1", "--checkpoint-every", "1", "--quiet"]  # fmt: skip
+    assert main([*args, "--iterations", "2"]) == 0
+    assert main([*args, "--iterations", "3", "--resume"]) == 0
+    assert [row["iteration"] for row in _rows(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    record = load_model(tmp_path / "model.safetensors").training_record
+    assert record["iteration"] == 3
+    assert record["config"]["data"]["labels"] == [str(tiny.geojson)]
+
+
+def test_cli_reports_mismatched_slides_and_labels(tiny, tmp_path, capsys):
+    code = main(["train", "--slides", str(tiny.image), str(tiny.image),
+                 "--labels", str(tiny.labels), "--out", str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "2 slides but 1 label files" in capsys.readouterr().err
