@@ -55,7 +55,7 @@ def segment_on_cluster(slides, model_ref, out_dir, settings, *, workers=None, sc
         client = Client(scheduler)
     else:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         client = Client(cluster)
         settings = {**settings, "torch_threads": max(1, (os.cpu_count() or 1) // workers)}
