@@ -1,0 +1,203 @@
+"""Whole-slide inference: RAZN against Scale 1 / Scale 2, tissue area, nets, workers.
+
+    python benchmarks/inference.py [--model demo] [--workdir /tmp/razn-inference]
+        [--large SLIDE] [--skip-cluster]
+
+1. One held-out synthetic slide (razn synth, seed 1001): the same RAZN model
+   at thresholds 1.0 (never zooms: the Scale 1 path), 0.5 and 0.0 (always
+   zooms: the Scale 2 path), run through `segment_slide` side by side; wall
+   time of the engine and mIoU against the slide's ground truth.
+2. Time against tissue area: the same generator settings at 30 % and 70 %
+   tissue (70 % is the generator's maximum).
+3. Patches per second of each net of the model on this CPU.
+4. Slides per hour with 1 and 2 dask workers (4 small slides).
+5. With --large SLIDE: peak resident memory of `razn segment` on it, in a
+   fresh process (for the 100,000 x 100,000 floor of 1.5 GB).
+Prints markdown tables; figures go to docs/benchmarks.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_slide(
+    workdir: Path, name: str, seed: int, size: int, tissue: float | None = None
+) -> Path:
+    from razn.synth import generate_slide
+
+    path = workdir / f"{name}.tif"
+    if not path.exists():
+        kwargs = {} if tissue is None else {"tissue_fraction": tissue}
+        generate_slide(path, size, size, seed=seed, **kwargs)
+    return path
+
+
+def miou_against_truth(store_dir: Path, truth_path: Path, classes) -> float:
+    """mIoU of a store's labels against a ground-truth label grid."""
+    import zarr
+
+    from razn.evaluation import confusion_matrix, scores
+    from razn.label_tiff import read_label_grid
+
+    truth = read_label_grid(truth_path)
+    labels = zarr.open_group(str(store_dir), mode="r")["labels"]
+    pred = np.asarray(labels[...])
+    step = truth.downsample // int(labels.attrs["downsample"])
+    # Nearest: the prediction at the centre of each ground-truth pixel.
+    pred = pred[step // 2 :: step, step // 2 :: step][
+        : truth.labels.shape[0], : truth.labels.shape[1]
+    ]
+    t = truth.labels[: pred.shape[0], : pred.shape[1]]
+    keep = (t > 0) & (pred > 0)
+    confusion = confusion_matrix(t[keep], pred[keep].astype(np.int64), len(classes))
+    return float(scores(confusion, classes)["miou"])
+
+
+def run_slide(slide: Path, model, out: Path, threshold: float) -> dict:
+    from razn.inference.job import segment_slide
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return segment_slide(slide, model, out, threshold=threshold, device="cpu")
+
+
+def patches_per_second(model, seconds: float = 3.0) -> list[tuple[str, float]]:
+    import torch
+
+    size = model.config.patch_size
+    x = torch.rand(8, 3, size, size)
+    nets = []
+    if hasattr(model, "segmenters"):
+        nets += [(f"f_{k}", net) for k, net in enumerate(model.segmenters)]
+        nets += [(f"g_{k + 1}", net) for k, net in enumerate(model.policies)]
+    else:
+        nets.append(("net", model.net))
+    rates = []
+    with torch.inference_mode():
+        for name, net in nets:
+            net(x)
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                net(x)
+                count += x.shape[0]
+            rates.append((name, count / (time.perf_counter() - start)))
+    return rates
+
+
+def peak_rss_of(command: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB over the process tree, seconds) of a command."""
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent, peak = psutil.Process(process.pid), 0.0
+    while process.poll() is None:
+        try:
+            rss = parent.memory_info().rss + sum(
+                c.memory_info().rss for c in parent.children(recursive=True)
+            )
+            peak = max(peak, rss / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    if process.returncode:
+        raise RuntimeError(f"{command} failed with {process.returncode}")
+    return peak, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/razn-inference"))
+    parser.add_argument("--size", type=int, default=8192, help="side of the test slides")
+    parser.add_argument("--large", type=Path, help="a large slide for the peak-memory run")
+    parser.add_argument("--skip-cluster", action="store_true")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    import torch
+
+    from razn.models import load_model
+    from razn.synth import companion_paths
+
+    torch.set_num_threads(2)
+    model = load_model(args.model)
+    classes = model.config.classes
+    report = {}
+
+    test = make_slide(args.workdir, "test-1001", 1001, args.size)
+    print(
+        "\n| run | zoom fraction | engine seconds | relative to threshold 0 | mIoU |\n|---|---|---|---|---|"
+    )
+    rows = {}
+    for threshold in (0.0, 0.5, 1.0):
+        summary = run_slide(test, model, args.workdir / f"t{threshold}", threshold)
+        miou = miou_against_truth(
+            Path(summary["outputs"]["store"]), companion_paths(test)[1], classes
+        )
+        rows[threshold] = (summary, miou)
+    base = rows[0.0][0]["seconds"]
+    for threshold, (summary, miou) in rows.items():
+        label = {0.0: "always zoom (Scale 2 path)", 1.0: "never zoom (Scale 1 path)"}.get(
+            threshold, f"RAZN, threshold {threshold}"
+        )
+        print(
+            f"| {label} | {summary['zoom_fraction']:.2f} | {summary['seconds']:.1f} | "
+            f"{summary['seconds'] / base:.2f} | {miou:.3f} |",
+            flush=True,
+        )
+    report["thresholds"] = {str(t): {"summary": s, "miou": m} for t, (s, m) in rows.items()}
+
+    print("\n| tissue | tissue tiles | engine seconds (threshold 0.5) |\n|---|---|---|")
+    for fraction in (0.3, 0.7):
+        slide = make_slide(args.workdir, f"tissue-{fraction}", 2001, args.size, tissue=fraction)
+        summary = run_slide(slide, model, args.workdir / f"area{fraction}", 0.5)
+        report[f"tissue_{fraction}"] = summary
+        print(
+            f"| {fraction:.0%} | {summary['tissue_tiles']} | {summary['seconds']:.1f} |",
+            flush=True,
+        )
+
+    print("\n| net | patches/s (CPU, batch 8) |\n|---|---|")
+    for name, rate in patches_per_second(model):
+        print(f"| {name} | {rate:.1f} |", flush=True)
+
+    if not args.skip_cluster:
+        from razn.inference.cluster import segment_on_cluster
+
+        slides = [make_slide(args.workdir, f"small-{i}", 3000 + i, 4096) for i in range(4)]
+        print("\n| dask workers | slides/hour |\n|---|---|")
+        for workers in (1, 2):
+            out = args.workdir / f"cluster{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            start = time.perf_counter()
+            settings = {"threshold": 0.5, "device": "cpu"}
+            results = list(segment_on_cluster(slides, args.model, out, settings, workers=workers))
+            seconds = time.perf_counter() - start
+            assert all("error" not in r for r in results), results
+            print(f"| {workers} | {len(slides) / seconds * 3600:.0f} |", flush=True)
+
+    if args.large:
+        out = args.workdir / "large"
+        shutil.rmtree(out, ignore_errors=True)
+        command = [sys.executable, "-m", "razn.cli", "segment", str(args.large), "--model",
+                   args.model, "--out", str(out), "--device", "cpu"]  # fmt: skip
+        peak, seconds = peak_rss_of(command)
+        print(f"\nlarge slide {args.large.name}: peak RSS {peak:.0f} MB, {seconds:.0f} s")
+        report["large"] = {"peak_mb": peak, "seconds": seconds}
+    (args.workdir / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
