@@ -299,7 +299,8 @@ class RaznWidget(Container):
         """Pathologist's edits become corrections, kept apart from predictions."""
         for indices, _old, _new in event.value:
             self.session.mark_corrected(indices)
-        self._update_summary()
+        # napari announces a paint before it writes the pixels: count after.
+        QTimer.singleShot(0, self._update_summary)
         self._save_timer.start()
 
     def save_session(self) -> None:

@@ -2,8 +2,13 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
 
-Writes docs/images/napari-slide.png: a real slide opened through the
-napari-razn reader, with the RAZN panel docked and the scale bar on.
+Writes, in docs/images/:
+- napari-slide.png: a real slide opened through the napari-razn reader,
+  with the RAZN panel docked and the scale bar on;
+- napari-segmented.png: the synthetic sample segmented by the demo model,
+  with the zoom heatmap shown;
+- napari-correction.png: a region the pathologist repainted as invasive
+  carcinoma, and the panel counting it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIDE = ROOT.parent / "shared" / "data" / "slides" / "CMU-1-Small-Region.svs"
@@ -40,11 +47,46 @@ def main() -> int:
         settle(app, 0.1)
     viewer.reset_view()
     settle(app, 2.0)
-    out = ROOT / "docs" / "images" / "napari-slide.png"
-    viewer.screenshot(str(out), canvas_only=False)
-    print(f"wrote {out}")
+    shoot(viewer, "napari-slide.png")
+    viewer.close()
+
+    # The sample, segmented whole by the demo model.
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 860)
+    viewer.open_sample("napari-razn", "synthetic-slide")
+    viewer.layers["ground truth"].visible = False
+    widget = RaznWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="RAZN", area="right")
+    widget.device_picker.value = "cpu"
+    widget.threshold.value = 0.1  # the demo zooms little at 0.5: show some zooming
+    widget.segment_slide()
+    deadline = time.monotonic() + 120
+    while widget.runner.running and time.monotonic() < deadline:
+        settle(app, 0.1)
+    widget.show_zoom.value = True
+    viewer.reset_view()
+    settle(app, 2.0)
+    shoot(viewer, "napari-segmented.png")
+
+    # A correction: a block repainted as invasive carcinoma (class 4).
+    widget.show_zoom.value = False
+    layer = widget.classes_layer
+    h, w = layer.data.shape
+    rows, cols = np.meshgrid(
+        np.arange(h // 3, h // 3 + h // 8), np.arange(w // 3, w // 3 + w // 6), indexing="ij"
+    )
+    layer.data_setitem((rows.ravel(), cols.ravel()), 4)
+    viewer.layers.selection.active = layer
+    settle(app, 2.0)
+    shoot(viewer, "napari-correction.png")
     viewer.close()
     return 0
+
+
+def shoot(viewer, name: str) -> None:
+    out = ROOT / "docs" / "images" / name
+    viewer.screenshot(str(out), canvas_only=False)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
