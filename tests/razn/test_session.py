@@ -95,4 +95,3 @@ def test_killed_while_saving_leaves_a_whole_session(tmp_path):
     value = int(session.labels[0, 0])
     assert (session.labels == value).all()  # one whole edit, never a mix
     assert default_session_path("/data/a.svs") != default_session_path("/other/a.svs")
-
