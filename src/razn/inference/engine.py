@@ -153,17 +153,22 @@ def segment(
     if not tissue:
         return
     reader = _ViewReader(slide, grid, model.config)
-    with ThreadPoolExecutor(read_threads, "razn-read") as pool:
+    # `ahead` reads the next batch while the model runs on this one; its
+    # per-tile reads go to `pool`. Two executors, so a read-ahead task never
+    # waits for a thread of its own pool (a deadlock with one read thread).
+    with (
+        ThreadPoolExecutor(max(1, read_threads), "razn-read") as pool,
+        ThreadPoolExecutor(1, "razn-ahead") as ahead,
+    ):
         batches = [tissue[i : i + batch_size] for i in range(0, len(tissue), batch_size)]
-        # Read each batch's coarse views one batch ahead of the model.
-        pending = pool.submit(reader.read_batch, batches[0], reader.first_level, pool)
+        pending = ahead.submit(reader.read_batch, batches[0], reader.first_level, pool)
         for index, batch in enumerate(batches):
             if cancelled is not None and cancelled():
                 pending.cancel()
                 return
             views = pending.result()
             if index + 1 < len(batches):
-                pending = pool.submit(
+                pending = ahead.submit(
                     reader.read_batch, batches[index + 1], reader.first_level, pool
                 )
             prediction = _predict(runner, model, views, batch, reader, pool, threshold)

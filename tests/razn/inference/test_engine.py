@@ -121,3 +121,11 @@ def test_bad_region_threshold_and_missing_mpp(slide_path, model, tmp_path):
     tifffile.imwrite(bare, tissue_image(512, 512), photometric="rgb", tile=(128, 128))
     with razn.open_slide(bare) as slide, pytest.raises(SlideError, match="no pixel size"):
         list(segment(slide, model))
+
+
+def test_one_read_thread_is_enough(slide_path, model):
+    with razn.open_slide(slide_path) as slide:
+        results = list(
+            segment(slide, model, region=(0, 0, 1024, 512), read_threads=1, device="cpu")
+        )
+    assert len(results) == 8
