@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 FOLLOW_DEBOUNCE_MS = 300
 #: Quiet time after the last change before the session is saved (ms).
 AUTOSAVE_DEBOUNCE_MS = 1500
+#: Optimiser steps of "Improve the model from my corrections".
+FINETUNE_ITERATIONS = 60
 
 
 @lru_cache(maxsize=4)
@@ -67,6 +69,7 @@ class RaznWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._tissue_worker = None
+        self._finetune_worker = None
         self.slide = None  # razn.Slide of the chosen layer, opened on demand
         self._shown_path = None  # the slide the panel shows
         self.session = None
@@ -124,6 +127,10 @@ class RaznWidget(Container):
         self.export_path = LineEdit(label="GeoJSON", value="", tooltip="where Export writes")
         self.export_button = PushButton(text="Export to QuPath")
         self.export_corrections_button = PushButton(text="Export corrections as training data")
+        self.improve_button = PushButton(
+            text="Improve the model from my corrections",
+            tooltip="A short fine-tuning on the corrected regions, saved as a new checkpoint",
+        )
         self.extend(
             [
                 self.slide_picker, self.format_label, self.size_label, self.levels_label,
@@ -133,7 +140,7 @@ class RaznWidget(Container):
                 self.segment_slide_button, self.cancel_button, self.progress_label,
                 self.legend, self.corrected_label, self.hover_label, self.opacity,
                 self.show_zoom, self.export_path, self.export_button,
-                self.export_corrections_button,
+                self.export_corrections_button, self.improve_button,
             ]
         )  # fmt: skip
         self.slide_picker.changed.connect(self.show_slide)
@@ -146,6 +153,7 @@ class RaznWidget(Container):
         self.show_zoom.changed.connect(self._show_zoom_changed)
         self.export_button.changed.connect(self.export_geojson)
         self.export_corrections_button.changed.connect(self.export_corrections)
+        self.improve_button.changed.connect(self.improve_model)
 
     # -- the slide --------------------------------------------------------------
     def _slide_choices(self, _widget=None) -> list:
@@ -360,6 +368,8 @@ class RaznWidget(Container):
         if self.runner.running:
             self.runner.cancel()
             self.progress_label.value = "cancelled"
+        if self._finetune_worker is not None:
+            self._finetune_worker.quit()  # stops at its next step
 
     def _apply_result(self, result) -> None:
         rows, cols = self.session.apply(result)
@@ -504,10 +514,83 @@ class RaznWidget(Container):
         show_info(f"RAZN: wrote corrections to {stem}.tif and {stem}.geojson ({count} regions)")
         return [Path(f"{stem}.tif"), Path(f"{stem}.geojson")]
 
+    # -- fine-tuning ------------------------------------------------------------
+    def improve_model(self, _value=None) -> None:
+        """Fine-tune a copy of the model on the corrections, in a worker, then segment again."""
+        if self.session is None or not self.session.corrected.any():
+            self._notify("nothing corrected yet: paint on the classes layer first")
+            return
+        if self._finetune_worker is not None:
+            self._notify("the model is already being improved")
+            return
+        from napari.qt.threading import create_worker
+
+        from razn.errors import RaznError
+
+        try:
+            model = self._model()
+        except RaznError as error:
+            self._notify(str(error))
+            return
+        self.cancel()  # the CPU goes to the fine-tuning
+        session, iterations = self.session, FINETUNE_ITERATIONS
+        worker = create_worker(
+            _finetune, model, self.open_slide(), session.labels.copy(),
+            session.corrected.copy(), session.grid.downsample, iterations,
+            _progress={"total": iterations, "desc": "Improving the model"},
+        )  # fmt: skip
+        worker.yielded.connect(self._finetune_step)
+        worker.returned.connect(self._finetuned)
+        worker.errored.connect(self._finetune_failed)
+        worker.aborted.connect(lambda: setattr(self.progress_label, "value", "cancelled"))
+        worker.finished.connect(lambda: setattr(self, "_finetune_worker", None))
+        self._finetune_worker = worker
+        self.progress_label.value = f"improving the model: 0 / {iterations} steps"
+        worker.start()
+
+    def _finetune_step(self, progress) -> None:
+        loss = progress.metrics.get("segmentation_loss", float("nan"))
+        self.progress_label.value = (
+            f"improving the model: {progress.iteration} / {progress.iterations} steps, "
+            f"loss {loss:.3f}"
+        )
+
+    def _finetune_failed(self, error: Exception) -> None:
+        self.progress_label.value = "failed"
+        self._notify(f"improving the model failed: {error}")
+
+    def _finetuned(self, path) -> None:
+        from napari.utils.notifications import show_info
+
+        self.model_input.value = str(path)
+        self.progress_label.value = "model improved"
+        show_info(
+            f"RAZN: saved the improved model to {path} (a short adaptation to this "
+            "slide, not a validated model); segmenting the view again"
+        )
+        self.segment_view()
+
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_error
 
         show_error(f"RAZN: {message}")
+
+
+def _finetune(model, slide, labels, corrected, downsample, iterations):
+    """Worker body: fine-tune, yielding progress; returns the saved checkpoint's path."""
+    import os
+
+    import torch
+
+    from razn.training.finetune import finetune_from_corrections, save_finetuned
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    progress = None
+    for progress in finetune_from_corrections(
+        model, slide, labels, corrected, downsample, iterations=iterations
+    ):
+        yield progress
+    return save_finetuned(progress.model)
 
 
 def _single_shot(ms: int, callback) -> QTimer:

@@ -1,0 +1,249 @@
+"""A short fine-tuning of a model on a pathologist's corrections of one slide.
+
+`finetune_from_corrections` trains a copy of the model (the original is
+never touched) on fields of view centred on the corrected pixels only:
+every other pixel of the label grid is 0, which the loss ignores. It
+reuses the training package throughout: `FieldSampler` (class-balanced
+centres on the corrected labels, on tissue), `augment`, and Algorithm 1's
+`training_step`, so the segmentation nets and the zoom policy both learn.
+Two choices suit a few dozen steps on one region rather than a training
+run: a low, constant learning rate, and frozen batch normalisation (its
+running statistics are used and kept, so a handful of fields from one
+corner of one slide cannot shift how the model normalises everywhere
+else). It is a generator of `FinetuneProgress`, like `train`, so the
+plugin runs it in a worker; the last item carries the fine-tuned model.
+
+`save_finetuned` writes it as `<parent stem>.finetuned-<N>.safetensors`
+beside its parent checkpoint, or beside the slide, or in the user's data
+folder (the first that is writable), with the parent, the slide and the
+settings in the checkpoint's training record. It is an adaptation to one
+slide, not a validated model.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from razn.errors import RaznError
+from razn.models import save_checkpoint
+from razn.models.normalise import to_views
+from razn.training.algorithm import targets_from_labels, training_step
+from razn.training.patches import FieldSampler, LabelledSlide
+from razn.training.trainer import SlideFields
+
+#: Fewest corrected label pixels worth fine-tuning on (a 4 x 4 block).
+MIN_CORRECTED_PIXELS = 16
+_FINETUNED = re.compile(r"^(?P<stem>.*)\.finetuned-(?P<n>\d+)$")
+
+
+@dataclass
+class FinetuneProgress:
+    """What `finetune_from_corrections` yields after each step.
+
+    `model` is None until the last step, which carries the fine-tuned copy
+    (in eval mode, its `training_record` describing the fine-tuning).
+    """
+
+    iteration: int
+    iterations: int
+    metrics: dict
+    model: torch.nn.Module | None = None
+
+
+def finetune_from_corrections(
+    model,
+    slide,
+    labels: np.ndarray,
+    corrected: np.ndarray,
+    downsample: int,
+    *,
+    iterations: int = 60,
+    batch_size: int = 8,
+    lr: float = 1e-4,
+    seed: int = 0,
+    alpha: float = 0.8,
+    augment: bool = True,
+) -> Iterator[FinetuneProgress]:
+    """Fine-tune a copy of `model` on the corrected pixels of one slide.
+
+    Parameters
+    ----------
+    model : a loaded model (RAZN or a baseline); it is copied, never changed.
+    slide : razn.Slide with an mpp (or a path to open).
+    labels : uint8 label grid (0 unlabelled, 1.. classes), e.g. `session.labels`.
+    corrected : bool mask of the same shape: the pixels the pathologist painted.
+    downsample : level-0 pixels per label pixel (`session.grid.downsample`).
+    iterations, batch_size, lr, seed : the optimiser's steps, fields per
+        step, Adam's (constant) learning rate, and the seed of every random
+        draw (the same seed gives the same model on CPU).
+    alpha : the zoom policy's sampling bound, as in training.
+
+    Raises RaznError before any training when nothing, or too little, is
+    corrected on tissue.
+    """
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+        raise TypeError("model must be a RAZN model (razn.models.load_model)")
+    labels = np.asarray(labels)
+    corrected = np.asarray(corrected, bool)
+    if labels.shape != corrected.shape:
+        raise RaznError(f"labels {labels.shape} and corrections {corrected.shape} differ in shape")
+    if iterations < 1 or batch_size < 1:
+        raise ValueError("iterations and batch_size must be at least 1")
+    if isinstance(slide, (str, os.PathLike)):
+        slide = _open(slide)
+    if slide.mpp is None:
+        raise RaznError("fine-tuning needs the slide's pixel size; set its mpp", slide.path)
+    target = np.where(corrected, labels, 0).astype(np.uint8)
+    count = int((target > 0).sum())
+    if count == 0:
+        raise RaznError("nothing is corrected yet: paint on the classes first")
+    if count < MIN_CORRECTED_PIXELS:
+        raise RaznError(
+            f"only {count} corrected pixels: correct at least {MIN_CORRECTED_PIXELS} "
+            "to improve the model from them"
+        )
+    labelled = LabelledSlide(slide, target, int(downsample))
+    try:
+        sampler = FieldSampler([labelled], model.config, balanced=True)
+    except RaznError:
+        raise RaznError(
+            "the corrections are not on tissue: there is nothing to learn from"
+        ) from None
+    source = SlideFields(sampler, augment=augment)
+
+    tuned = copy.deepcopy(model).to("cpu")
+    torch.manual_seed(seed)  # dropout
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=lr)
+    frozen = _freeze_batchnorm(tuned)
+    try:
+        for iteration in range(iterations):
+            batch = source.batch(batch_size, rng)
+            views = to_views(batch.images)
+            targets = [targets_from_labels(t) for t in batch.labels]
+            metrics = training_step(
+                tuned, optimizer, views, targets, alpha=alpha, generator=generator
+            )
+            if iteration + 1 < iterations:
+                yield FinetuneProgress(iteration + 1, iterations, metrics)
+    finally:
+        for handle in frozen:
+            handle.remove()
+    tuned.eval()
+    parent = getattr(model, "checkpoint_path", None)
+    tuned.checkpoint_path = None  # not saved yet
+    tuned.training_record = {
+        "finetune": {
+            "parent": None if parent is None else str(parent),
+            "slide": str(getattr(slide, "path", "")),
+            "corrected_pixels": count,
+            "class_pixels": {
+                str(v): int(n) for v, n in enumerate(np.bincount(target.ravel())) if v and n
+            },
+            "label_downsample": int(downsample),
+            "iterations": iterations,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "alpha": alpha,
+            "augment": augment,
+            "batchnorm": "frozen",
+        },
+        "parent_training": dict(getattr(model, "training_record", None) or {}),
+    }
+    yield FinetuneProgress(iterations, iterations, metrics, tuned)
+
+
+def finetuned_path(
+    parent: str | os.PathLike | None,
+    slide_path: str | os.PathLike | None = None,
+    *,
+    name: str = "model",
+    data_folder: str | os.PathLike | None = None,
+) -> Path:
+    """Where a fine-tuned checkpoint goes: `<parent stem>.finetuned-<N>.safetensors`.
+
+    Beside the parent checkpoint if that folder is writable, else beside the
+    slide, else in `data_folder` (default: the user's napari-razn data
+    folder, `models/`). N is one more than the highest already there, so
+    nothing is overwritten; fine-tuning a fine-tuned model counts on
+    (`small.finetuned-1` gives `small.finetuned-2`).
+    """
+    stem = Path(parent).name if parent is not None else name
+    stem = stem.removesuffix(".safetensors")
+    match = _FINETUNED.match(stem)
+    if match:
+        stem = match["stem"]
+    folders = []
+    if parent is not None and not _bundled(parent):
+        # Never write into the installed package (the bundled demo model).
+        folders.append(Path(parent).resolve().parent)
+    if slide_path:
+        folders.append(Path(slide_path).resolve().parent)
+    if data_folder is None:
+        from platformdirs import user_data_dir
+
+        data_folder = Path(user_data_dir("napari-razn", appauthor=False)) / "models"
+    for folder in folders:
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            break
+    else:
+        folder = Path(data_folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(stem) + r"\.finetuned-(\d+)\.safetensors$")
+    taken = [int(m[1]) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return folder / f"{stem}.finetuned-{max(taken, default=0) + 1}.safetensors"
+
+
+def _bundled(path) -> bool:
+    from importlib import resources
+
+    package = Path(str(resources.files("razn"))).resolve()
+    return package in Path(path).resolve().parents
+
+
+def save_finetuned(model, path: str | os.PathLike | None = None, **where) -> Path:
+    """Save a model from `finetune_from_corrections` beside its parent.
+
+    `path` None picks one with `finetuned_path` (keywords go to it). The
+    model's training record (parent, slide, corrected pixels, settings) is
+    written into the checkpoint, and `model.checkpoint_path` set to it.
+    """
+    record = getattr(model, "training_record", None) or {}
+    info = record.get("finetune")
+    if info is None:
+        raise ValueError("not a fine-tuned model: no 'finetune' in its training record")
+    if path is None:
+        where.setdefault("name", model.config.name)
+        path = finetuned_path(info["parent"], info["slide"] or None, **where)
+    saved = save_checkpoint(model, path, training=record)
+    model.checkpoint_path = saved
+    return saved
+
+
+def _open(slide):
+    from razn.slide import open_slide
+
+    return open_slide(slide)
+
+
+def _freeze_batchnorm(model) -> list:
+    """Batch norm uses and keeps its running statistics while the rest trains."""
+
+    def to_eval(module, _inputs):
+        module.training = False
+
+    return [
+        m.register_forward_pre_hook(to_eval)
+        for m in model.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
