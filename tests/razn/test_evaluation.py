@@ -21,26 +21,9 @@ from razn.evaluation import (
 from razn.models import build_model, save_checkpoint
 from razn.models.normalise import to_views
 from razn.models.razn import Prediction
-from razn.synth import generate_slide
-from razn.training import FieldSampler, open_labelled
+from razn.training import FieldSampler
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return generate_slide(tmp_path_factory.mktemp("tiny") / "tiny.tif", 1536, 1536, seed=1)
-
-
-@pytest.fixture(scope="module")
-def labelled(tiny):
-    return open_labelled(tiny.image, tiny.labels)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small nets: threads only contend
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_scores_of_a_hand_counted_example():

@@ -18,13 +18,7 @@ from razn.training.algorithm import (
 P = 32  # the smallest patch a config allows: keeps every step in milliseconds
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small nets: extra threads only contend (and a shared CI box is busy).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ConstantSegmenter(nn.Module):

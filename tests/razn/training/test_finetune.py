@@ -21,13 +21,7 @@ from razn.training.finetune import (
 )
 from tests.razn.slide_files import tissue_image, write_ome_pyramid
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from razn.models import get_config
 from razn.slide import open_slide
-from razn.synth import generate_slide
 from razn.training.patches import (
     FieldBatch,
     FieldSampler,
@@ -22,25 +20,7 @@ from razn.training.patches import (
 CONFIG = get_config("razn-small")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small nets: extra threads only contend (and a shared CI box is busy).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    # Seed 1 at 1536 px holds all four classes (asserted in the balance test).
-    result = generate_slide(tmp_path_factory.mktemp("tiny") / "tiny.tif", 1536, 1536, seed=1)
-    return result
-
-
-@pytest.fixture(scope="module")
-def labelled(tiny):
-    return open_labelled(tiny.image, tiny.labels)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _shrink(image, factor):

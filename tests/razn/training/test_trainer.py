@@ -12,34 +12,15 @@ from safetensors.torch import load_file
 from razn.cli import main
 from razn.errors import RaznError
 from razn.models import get_config, load_model
-from razn.synth import generate_slide
 from razn.training import (
     FieldPool,
     FieldSampler,
     SlideFields,
     TrainingConfig,
-    open_labelled,
     train,
 )
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return generate_slide(tmp_path_factory.mktemp("tiny") / "tiny.tif", 1536, 1536, seed=1)
-
-
-@pytest.fixture(scope="module")
-def labelled(tiny):
-    return open_labelled(tiny.image, tiny.labels)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One thread: the same arithmetic order every run, and no contention on CI.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(path):
