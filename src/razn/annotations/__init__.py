@@ -20,7 +20,7 @@ from razn.annotations.export import (
     export_label_grid,
 )
 from razn.annotations.geojson import geojson_features, read_geojson, write_geojson
-from razn.annotations.label_grid import polygonal_parts, rasterize, vectorize
+from razn.annotations.label_grid import polygonal_parts, rasterize, vectorize, vectorize_in_bands
 from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
 from razn.annotations.reader import read_annotations
 
@@ -41,5 +41,6 @@ __all__ = [
     "read_annotations",
     "read_geojson",
     "vectorize",
+    "vectorize_in_bands",
     "write_geojson",
 ]

@@ -331,3 +331,53 @@ def _check_value(value) -> int:
     if int(value) != value or not 0 <= value <= 255:
         raise ValueError(f"class values are integers 0..255, got {value!r}")
     return int(value)
+
+
+def vectorize_in_bands(
+    read_rows,
+    shape: tuple[int, int],
+    downsample: int,
+    classes: Iterable[int],
+    *,
+    band_rows: int = 2048,
+    simplify: float = 0.0,
+) -> dict[int, shapely.MultiPolygon]:
+    """`vectorize` for grids too large to trace at once, a band of rows at a time.
+
+    Tracing a whole grid holds the largest region's bounding box as float64
+    (about 1 GB for an 80k x 60k slide); a band holds at most `band_rows`
+    rows of it. Regions cut by a band edge are joined again (their outlines
+    meet exactly on the pixel boundary there), then simplified.
+
+    Parameters
+    ----------
+    read_rows : callable (row0, row1) -> 2-D labels of those grid rows (a
+        zarr array's slicing, say), so the grid never sits in memory whole.
+    shape : the grid's (rows, cols).
+    classes : the class values to trace.
+    """
+    downsample = _check_downsample(downsample)
+    rows = shape[0]
+    pieces: dict[int, list] = {int(c): [] for c in classes}
+    seams = [r * downsample for r in range(band_rows, rows, band_rows)]
+    for r0 in range(0, rows, band_rows):
+        band = np.asarray(read_rows(r0, min(rows, r0 + band_rows)))
+        traced = vectorize(band, downsample, classes=list(pieces), offset=(0.0, r0 * downsample))
+        for value, geometry in traced.items():
+            pieces[value].extend(shapely.get_parts(geometry))
+    result = {}
+    for value, parts in pieces.items():
+        at_seam = [p for p in parts if any(p.bounds[1] <= y <= p.bounds[3] for y in seams)]
+        whole = [p for p in parts if not any(p.bounds[1] <= y <= p.bounds[3] for y in seams)]
+        if at_seam:
+            whole.extend(polygonal_parts(shapely.unary_union(at_seam)))
+        if simplify > 0:
+            whole = [
+                p
+                for q in whole
+                for p in polygonal_parts(
+                    shapely.simplify(q, simplify * downsample, preserve_topology=True)
+                )
+            ]
+        result[value] = shapely.MultiPolygon(whole)
+    return result

@@ -17,6 +17,8 @@ from razn.classes import NORMAL
 
 #: Tiles a store write covers: often enough to lose little on a crash.
 WRITE_EVERY = 32
+#: Label-grid rows read (and traced) at a time when the run ends.
+BAND_ROWS = 2048
 
 
 def output_paths(slide_path: str | Path, out_dir: str | Path) -> dict[str, Path]:
@@ -87,17 +89,27 @@ def segment_slide(
                 progress(finished, total, zoomed)
         store.write(pending, grid)
         seconds = time.perf_counter() - start
-        labels = np.asarray(store.labels[...])
         summary = store.summary()
-        write_geojson_for(labels, grid, slide.mpp, model.config.classes, paths["geojson"])
+        classes = model.config.classes
+        # The label grid is read a band at a time, never whole: an 80k x
+        # 60k slide's grid is 75 MB, and tracing it at once needs ~1 GB.
+        counts = np.zeros(len(classes) + 1, np.int64)
+        rows = grid.label_shape[0]
+        for r0 in range(0, rows, BAND_ROWS):
+            band = np.asarray(store.labels[r0 : r0 + BAND_ROWS])
+            counts += np.bincount(band.ravel(), minlength=len(classes) + 1)[: len(classes) + 1]
+        write_geojson_for(store.labels, grid, slide.mpp, classes, paths["geojson"])
         from razn.atomic import atomic_path
         from razn.overview import render_segmentation_overview
 
+        step = max(1, max(grid.label_shape) // 2048)  # enough for a 1024-pixel picture
         with atomic_path(paths["overview"]) as tmp:
             render_segmentation_overview(
-                slide, labels, np.asarray(store.zoomed[...]), grid.tile_size, model.config.classes
-            ).save(tmp, format="PNG")
-    areas = class_areas_mm2(labels, grid.downsample, slide.mpp, model.config.classes)
+                slide, np.asarray(store.labels[::step, ::step]), np.asarray(store.zoomed[...]),
+                grid.tile_size, classes,
+            ).save(tmp, format="PNG")  # fmt: skip
+    mm2 = (grid.downsample * slide.mpp / 1000) ** 2
+    areas = {c.name: round(float(counts[c.value]) * mm2, 4) for c in classes}
     return {
         "slide": str(slide_path),
         **summary,
@@ -107,16 +119,22 @@ def segment_slide(
     }
 
 
-def class_areas_mm2(labels, downsample: int, mpp: float, classes) -> dict[str, float]:
-    counts = np.bincount(labels.ravel(), minlength=len(classes) + 1)
-    mm2 = (downsample * mpp / 1000) ** 2
-    return {c.name: round(float(counts[c.value]) * mm2, 4) for c in classes}
-
-
 def write_geojson_for(labels, grid, mpp, classes, path) -> int:
-    """QuPath annotations of the lesion classes (normal tissue and glass left out)."""
-    from razn.annotations import vectorize, write_geojson
+    """QuPath annotations of the lesion classes (normal tissue and glass left out).
+
+    `labels` is the store's zarr array (or any array); grids taller than one
+    band are traced band by band so the whole grid is never in memory.
+    """
+    from razn.annotations import vectorize, vectorize_in_bands, write_geojson
 
     keep = [c.value for c in classes if c.value != NORMAL]
-    geometries = vectorize(labels, grid.downsample, simplify=0.3, classes=keep)
+    if labels.shape[0] <= BAND_ROWS:
+        geometries = vectorize(
+            np.asarray(labels[...]), grid.downsample, simplify=0.3, classes=keep
+        )
+    else:
+        geometries = vectorize_in_bands(
+            lambda r0, r1: labels[r0:r1], labels.shape, grid.downsample, keep,
+            band_rows=BAND_ROWS, simplify=0.3,
+        )  # fmt: skip
     return write_geojson(path, geometries, classes=classes, mpp=mpp)

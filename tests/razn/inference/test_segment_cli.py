@@ -123,3 +123,19 @@ def test_two_worker_local_cluster(slide_path, checkpoint, tmp_path, capsys):
     assert "error" in by_name["broken.svs"]
     assert by_name["ellipse.ome.tif"]["tiles"] == 48  # ...and the other finished
     assert (out / "ellipse.geojson").exists()
+
+
+def test_large_grids_are_traced_in_bands(slide_path, checkpoint, tmp_path, capsys, monkeypatch):
+    import razn.inference.job as job
+
+    whole, banded = tmp_path / "whole", tmp_path / "banded"
+    args = ["segment", str(slide_path), "--model", str(checkpoint), "--json"]
+    assert main([*args, "--out", str(whole)]) == 0
+    monkeypatch.setattr(job, "BAND_ROWS", 50)  # the 192-row grid in 4 bands
+    assert main([*args, "--out", str(banded)]) == 0
+    a, b = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert a["class_area_mm2"] == b["class_area_mm2"]
+    features = [
+        json.loads((o / "ellipse.geojson").read_text())["features"] for o in (whole, banded)
+    ]
+    assert len(features[0]) == len(features[1])
