@@ -39,7 +39,24 @@ class StoreError(RaznError):
 
 
 def model_identity(model) -> dict:
-    """What makes two runs' results comparable: configuration and weights."""
+    """What makes two runs' results comparable: configuration and weights.
+
+    Hashing a paper-sized checkpoint takes a tenth of a second, and the
+    plugin asks on every view change: the answer is kept on the model, for
+    its checkpoint file (a fine-tuned copy, or the copy once saved, has
+    another file, or none, and is hashed afresh).
+    """
+    path = getattr(model, "checkpoint_path", None)
+    cached = getattr(model, "_razn_identity", None)
+    if path is not None and cached is not None and cached[0] == path:
+        return cached[1]
+    identity = _identity(model)
+    if path is not None:
+        model._razn_identity = (path, identity)
+    return identity
+
+
+def _identity(model) -> dict:
     path = getattr(model, "checkpoint_path", None)
     digest = None
     if path is not None:
