@@ -317,7 +317,7 @@ class RaznWidget(Container):
             return
         from razn.session import default_session_path
 
-        snapshot = _snapshot(self.session)
+        snapshot = self.session.copy()
         path = default_session_path(self.session.slide_path)
 
         def save():
@@ -599,15 +599,6 @@ def _single_shot(ms: int, callback) -> QTimer:
     timer.setInterval(ms)
     timer.timeout.connect(callback)
     return timer
-
-
-def _snapshot(session):
-    from copy import copy
-
-    snap = copy(session)
-    for name in ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done"):
-        setattr(snap, name, getattr(session, name).copy())
-    return snap
 
 
 def _writable(path: str) -> bool:

@@ -29,6 +29,8 @@ from razn.errors import RaznError
 from razn.inference.tiling import TileGrid
 
 FORMAT = "razn-session/1"
+#: The arrays a session saves, restores and snapshots.
+ARRAYS = ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done")
 
 
 def default_session_path(slide_path: str | os.PathLike) -> Path:
@@ -115,6 +117,13 @@ class SegmentationSession:
             todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
         )
 
+    def copy(self) -> SegmentationSession:
+        """An independent copy (to save in a thread while painting goes on)."""
+        twin = SegmentationSession(self.slide_path, self.grid, self.mpp, self.settings)
+        for name in ARRAYS:
+            setattr(twin, name, getattr(self, name).copy())
+        return twin
+
     # -- saving ---------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -132,16 +141,8 @@ class SegmentationSession:
             "settings": self.settings,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                meta=np.array(json.dumps(meta)),
-                labels=self.labels,
-                predictions=self.predictions,
-                corrected=self.corrected,
-                zoom_p=self.zoom_p,
-                zoomed=self.zoomed,
-                done=self.done,
-            )
+            arrays = {name: getattr(self, name) for name in ARRAYS}
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
         return path
 
     @classmethod
@@ -158,7 +159,7 @@ class SegmentationSession:
                     tuple(g["slide_shape"]), g["tile_size"], g["downsample"], g["patch_size"]
                 )
                 session = cls(meta["slide"], grid, meta["mpp"], meta["settings"])
-                for name in ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done"):
+                for name in ARRAYS:
                     array = data[name]
                     expected = getattr(session, name)
                     if array.shape != expected.shape:

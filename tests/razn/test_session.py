@@ -95,3 +95,11 @@ def test_killed_while_saving_leaves_a_whole_session(tmp_path):
     value = int(session.labels[0, 0])
     assert (session.labels == value).all()  # one whole edit, never a mix
     assert default_session_path("/data/a.svs") != default_session_path("/other/a.svs")
+
+
+def test_copy_is_independent():
+    session = SegmentationSession("slide.svs", GRID, 0.25, {"threshold": 0.5})
+    session.apply(result(0, 0, 2))
+    twin = session.copy()
+    session.labels[:] = 4
+    assert (twin.labels[:32, :32] == 2).all() and twin.settings == session.settings
