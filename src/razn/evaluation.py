@@ -167,8 +167,9 @@ def iter_evaluate(
     model : any razn model (with `.config` and `predict`).
     labelled : razn.training.patches.LabelledSlide (slide + label grid).
     thresholds : zoom thresholds to score (only RAZN depends on them).
-    timing_fields : fields timed at batch 1 against a Scale 1 net (the
-        grid's first ones, cycled if the slide has fewer); 0 skips timing.
+    timing_fields : fields timed at batch 1 against a Scale 1 net, spread
+        evenly over the grid (so RAZN zooms into as many of them as it does
+        over the slide), cycled if the slide has fewer; 0 skips timing.
     """
     from razn.training.patches import labels_at, read_field
 
@@ -181,14 +182,20 @@ def iter_evaluate(
     results = [Evaluation(t, np.zeros((c, c), np.int64), config.classes) for t in thresholds]
     total = len(corners) + (timing_fields if corners else 0)
     timing_views = []
+    # Evenly spaced, not the first ones: a slide's top rows hold mostly
+    # normal tissue, and RAZN's cost depends on what it zooms into.
+    timed = set(
+        np.linspace(0, len(corners) - 1, min(timing_fields, len(corners))).round().astype(int)
+    )
     for start in range(0, len(corners), batch_size):
         chunk = corners[start : start + batch_size]
         fields_ = [read_field(labelled, xy, size, config)[0] for xy in chunk]
         images = [np.stack([f[k] for f in fields_]) for k in range(len(fields_[0]))]
         truth = np.stack([labels_at(labelled, xy, size, side) for xy in chunk])
         views = to_views(images)
-        if len(timing_views) < timing_fields:
-            timing_views += [[v[i : i + 1] for v in views] for i in range(len(chunk))]
+        timing_views += [
+            [v[i : i + 1] for v in views] for i in range(len(chunk)) if start + i in timed
+        ]
         with torch.no_grad():
             for result, (probs, zoomed) in zip(
                 results, _predict(model, views, thresholds), strict=True
