@@ -80,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     mosaic.add_argument("--split-seed", type=int, default=0, help="seed of the patient split")
     mosaic.add_argument("--photo-mpp", type=float, default=0.49,
-                        help="microns per pixel of the photos (BreakHis 100X: about 0.49)")  # fmt: skip
+                        help="microns per pixel of the 700 px wide BreakHis originals (100X: about "
+                             "0.49); a smaller copy is scaled by its width")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ BreakHis has (image level, so the truth is coarser than the tissue):
 In the 4-class terms of Table 1, benign is non-carcinoma and all malignant
 types are carcinoma. BreakHis 100X images are taken at about 0.49 um/px
 (Spanhol et al. 2016 give no calibration; 0.49 is the value usually assumed
-for the 100X Olympus setup), so they are resampled by 0.49 / mpp.
+for the 100X Olympus setup) in the 700 x 460 originals, so a photo w pixels
+wide is resampled by 0.49 * 700 / w / mpp.
 
 Patients: the name ``SOB_M_DC-14-13412-100-007`` holds the slide code
 ``14-13412``, sometimes with a letter suffix (``14-21998AB``) naming the
@@ -43,6 +44,10 @@ from razn.classes import BENIGN, IN_SITU, INVASIVE, NORMAL
 from razn.errors import RaznError
 
 BREAKHIS_MPP = 0.49
+#: Every BreakHis original is 700 x 460. Copies made smaller (the 500 x 328
+#: PNGs in shared/data) still show the same field, so their pixels are
+#: coarser: a photo `w` pixels wide is at photo_mpp * 700 / w um/px.
+BREAKHIS_WIDTH = 700
 _NAME = re.compile(
     r"^SOB_(?P<tumour>[BM])_(?P<subtype>[A-Z]+)-(?P<year>\d+)-(?P<accession>\d+)(?P<section>[A-Z]*)"
     r"-(?P<mag>\d+)-(?P<seq>\d+)\.(png|jpe?g|tif+)$",
@@ -195,12 +200,12 @@ def build_mosaic(photos: list[Photo], *, seed: int, mpp: float, photo_mpp: float
     from PIL import Image
 
     rng = np.random.default_rng([seed, 0x3051])
-    scale = photo_mpp / mpp
     islands_px = []
     for photo in photos:
         try:
             with Image.open(photo.path) as im:
                 im = im.convert("RGB")
+                scale = photo_mpp * BREAKHIS_WIDTH / im.width / mpp
                 size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
                 pixels = np.asarray(im.resize(size, Image.Resampling.LANCZOS))
         except OSError as error:

@@ -51,3 +51,18 @@ def test_mosaic_labels_each_island_from_its_name(photos, shared_data, tmp_path):
     assert {p.patient for p in used}.isdisjoint(
         {p.patient for p in patient_split(photos)["train"]}
     )
+
+
+def test_a_smaller_copy_keeps_the_field_of_view(photos):
+    # The shared PNGs are BreakHis's 700 x 460 photos resized to 500 wide:
+    # the same 343 um field, so each island must come out 343 um wide.
+    from PIL import Image
+
+    from razn.synth.mosaic import build_mosaic
+
+    photo = photos[0]
+    with Image.open(photo.path) as im:
+        assert im.width == 500
+    layout = build_mosaic([photo], seed=0, mpp=0.5, photo_mpp=0.49)
+    (island,) = layout.islands
+    assert island.pixels.shape[1] * 0.5 == pytest.approx(0.49 * 700, abs=1.0)
