@@ -51,15 +51,10 @@ def cached_model(reference: str):
 
 
 def devices_found() -> list[str]:
-    import torch
+    from razn.inference import available_devices
 
-    found = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found.append("mps")
-    return found
+    # "auto" (the default) first, then the CPU, then any accelerator found.
+    return ["auto", "cpu", *(d for d in available_devices() if d != "cpu")]
 
 
 class RaznWidget(Container):

@@ -75,9 +75,13 @@ def _run_here(args, out, settings) -> int:
     from tqdm import tqdm
 
     from razn.errors import RaznError
+    from razn.inference import pick_device
     from razn.inference.job import segment_slide
     from razn.models import load_model
 
+    # Here, not per slide: a missing GPU is one error, before any store is made.
+    # (On a cluster each worker picks its own device.)
+    pick_device(args.device)
     model = load_model(args.model)
     failed = 0
     for slide_path in args.slides:

@@ -59,6 +59,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps; a run may resume on another",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
@@ -70,11 +75,13 @@ def run(args) -> int:
 
     from razn.classes import NORMAL, UNLABELLED
     from razn.errors import RaznError
+    from razn.inference import pick_device
     from razn.models import get_config
     from razn.training import FieldSampler, SlideFields, TrainingConfig, open_labelled, train
 
     if len(args.slides) != len(args.labels):
         raise RaznError(f"{len(args.slides)} slides but {len(args.labels)} label files")
+    pick_device(args.device)  # a missing GPU is reported before any slide is opened
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -89,7 +96,7 @@ def run(args) -> int:
     config = TrainingConfig(
         model=args.config, iterations=args.iterations, batch_size=args.batch_size,
         lr=args.lr, decay_every=args.decay_every, alpha=args.alpha, cost=args.cost, warmup=args.warmup,
-        balanced=args.balanced, augment=args.augment, seed=args.seed,
+        balanced=args.balanced, augment=args.augment, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         data={"slides": list(args.slides), "labels": list(args.labels),
               "unannotated": args.unannotated},

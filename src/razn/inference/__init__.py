@@ -8,7 +8,8 @@ import importlib
 
 _NAMES = {
     "TileResult": "razn.inference.engine",
-    "pick_device": "razn.inference.engine",
+    "available_devices": "razn.devices",
+    "pick_device": "razn.devices",
     "segment": "razn.inference.engine",
     "SegmentationStore": "razn.inference.store",
     "StoreError": "razn.inference.store",

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from razn.classes import NORMAL
+from razn.devices import pick_device
 from razn.inference.tiling import TileGrid, tile_grid
 from razn.models.normalise import normalise
 from razn.models.razn import RAZN, Prediction
@@ -59,18 +60,6 @@ class TileResult:
     zoomed: bool
     tissue: bool
     probs: np.ndarray | None = None
-
-
-def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """ "auto": CUDA, then Apple's MPS, then the CPU."""
-    if device not in (None, "auto"):
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 class _Runner:

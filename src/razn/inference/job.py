@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from razn.areas import class_areas_mm2
 from razn.classes import NORMAL
 
 #: Tiles a store write covers: often enough to lose little on a crash.
@@ -108,13 +109,12 @@ def segment_slide(
                 slide, np.asarray(store.labels[::step, ::step]), np.asarray(store.zoomed[...]),
                 grid.tile_size, classes,
             ).save(tmp, format="PNG")  # fmt: skip
-    mm2 = (grid.downsample * slide.mpp / 1000) ** 2
-    areas = {c.name: round(float(counts[c.value]) * mm2, 4) for c in classes}
+    areas = class_areas_mm2(counts, classes, grid.downsample, slide.mpp)
     return {
         "slide": str(slide_path),
         **summary,
         "seconds": round(seconds, 3),
-        "class_area_mm2": areas,
+        "class_area_mm2": {name: round(mm2, 4) for name, mm2 in areas.items()},
         "outputs": {k: str(v) for k, v in paths.items()},
     }
 

@@ -11,6 +11,12 @@ it (Adam's moments and every random number generator's state, as tensors,
 and the rest as JSON in its header: no pickle), and `model.safetensors` at
 the end. Resuming restores all of it, so a resumed CPU run takes exactly
 the steps the uninterrupted run would have taken.
+
+`TrainingConfig.device` picks where the steps run ("auto": CUDA, then MPS,
+then the CPU, as the inference engine picks). Checkpoints hold CPU tensors
+only, so a run started on a GPU resumes on the CPU and the other way round;
+only a CPU run resumes bit for bit (GPU kernels are not deterministic, and
+the GPU's own random state, used by dropout there, is not saved).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 import torch
 
 from razn.atomic import atomic_path
+from razn.devices import pick_device
 from razn.errors import RaznError
 from razn.models import build_model, load_model, save_checkpoint
 from razn.models.normalise import to_views
@@ -57,6 +64,7 @@ class TrainingConfig:
     balanced : class-balanced field sampling.
     augment : flips, 90-degree turns and colour jitter.
     seed : seeds every random number generator; same seed, same run on CPU.
+    device : "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps".
     checkpoint_every, log_every : in steps.
     """
 
@@ -72,6 +80,7 @@ class TrainingConfig:
     balanced: bool = True
     augment: bool = True
     seed: int = 0
+    device: str = "auto"
     checkpoint_every: int = 500
     log_every: int = 10
     data: dict = field(default_factory=dict, compare=False)
@@ -134,15 +143,18 @@ def train(
     out_dir : where metrics and checkpoints go (created if missing).
     resume : continue from `out_dir`'s last checkpoint; its model and seed must match.
     """
+    device = pick_device(config.device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     if resume:
-        model, optimizer, start = _restore(config, out, rng, generator)
+        model, optimizer, start = _restore(config, out, rng, generator, device)
     else:
-        model = build_model(config.model)
+        # Built on the CPU, then moved: the same seed gives the same initial
+        # weights whatever the device.
+        model = build_model(config.model).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         start = 0
         (out / METRICS).write_text("")
@@ -152,8 +164,8 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate(iteration)
         batch = source.batch(config.batch_size, rng)
-        views = to_views(batch.images)
-        targets = [targets_from_labels(t) for t in batch.labels]
+        views = [view.to(device) for view in to_views(batch.images)]
+        targets = [targets_from_labels(t).to(device) for t in batch.labels]
         metrics = training_step(
             model, optimizer, views, targets,
             alpha=config.alpha, cost=config.cost, generator=generator,
@@ -162,30 +174,33 @@ def train(
         window.append(metrics)
         done = iteration + 1
         if done % config.log_every == 0 or done == config.iterations:
-            _log(out, done, config, window, time.perf_counter() - started)
+            _log(out, done, config, device, window, time.perf_counter() - started)
             window = []
         saved = None
         if done % config.checkpoint_every == 0 or done == config.iterations:
-            saved = _checkpoint(out, model, optimizer, rng, generator, config, done)
+            saved = _checkpoint(out, model, optimizer, rng, generator, config, device, done)
         yield TrainingProgress(done, config.iterations, metrics, saved)
     if start < config.iterations or not (out / FINAL).exists():
-        save_checkpoint(model, out / FINAL, training=_record(config, config.iterations))
+        record = _record(config, device, config.iterations)
+        save_checkpoint(model, out / FINAL, training=record)
 
 
-def _record(config: TrainingConfig, iteration: int) -> dict:
-    return {"iteration": iteration, "config": asdict(config)}
+def _record(config: TrainingConfig, device: torch.device, iteration: int) -> dict:
+    # `config.device` is what was asked for ("auto"); `device`, what ran.
+    return {"iteration": iteration, "config": asdict(config), "device": str(device)}
 
 
-def _log(out: Path, iteration: int, config, window: list[dict], elapsed: float) -> None:
+def _log(out: Path, iteration: int, config, device, window: list[dict], elapsed: float) -> None:
     keys = sorted({k for m in window for k in m})
     row = {"iteration": iteration, "lr": config.learning_rate(iteration - 1)}
     row |= {k: float(np.mean([m[k] for m in window if k in m])) for k in keys}
     row["elapsed_s"] = round(elapsed, 3)
+    row["device"] = str(device)  # per row: a resumed run may have moved
     with open(out / METRICS, "a") as fh:
         fh.write(json.dumps(row) + "\n")
 
 
-def _checkpoint(out, model, optimizer, rng, generator, config, iteration) -> Path:
+def _checkpoint(out, model, optimizer, rng, generator, config, device, iteration) -> Path:
     # The state goes first: a crash between the two files leaves a state
     # newer than the model, which `_restore` detects and refuses.
     tensors, plain = _flatten_optimizer(optimizer)
@@ -196,15 +211,17 @@ def _checkpoint(out, model, optimizer, rng, generator, config, iteration) -> Pat
         "optimizer": plain,
         "rng.numpy": rng.bit_generator.state,
         "config": asdict(config),
+        "device": str(device),
     }
     from safetensors.torch import save_file
 
     with atomic_path(out / STATE) as tmp:
         save_file(tensors, str(tmp), metadata={"razn.state": json.dumps(header)})
-    return save_checkpoint(model, out / CHECKPOINT, training=_record(config, iteration))
+    record = _record(config, device, iteration)
+    return save_checkpoint(model, out / CHECKPOINT, training=record)
 
 
-def _restore(config, out: Path, rng, generator):
+def _restore(config, out: Path, rng, generator, device: torch.device):
     from safetensors import safe_open
 
     if not (out / STATE).is_file() or not (out / CHECKPOINT).is_file():
@@ -212,7 +229,7 @@ def _restore(config, out: Path, rng, generator):
     with safe_open(str(out / STATE), framework="pt") as fh:
         header = json.loads(fh.metadata()["razn.state"])
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
-    model = load_model(out / CHECKPOINT).train()
+    model = load_model(out / CHECKPOINT, device=device).train()
     saved = TrainingConfig.from_dict(header["config"])
     if (saved.model, saved.seed) != (config.model, config.seed):
         raise RaznError(
@@ -224,6 +241,7 @@ def _restore(config, out: Path, rng, generator):
     if model.training_record.get("iteration") != iteration:
         raise RaznError("the checkpoint's model and state are from different steps", out)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # Adam moves the saved (CPU) moments onto its parameters' device.
     optimizer.load_state_dict(_unflatten_optimizer(tensors, header["optimizer"]))
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.bernoulli"])
@@ -238,7 +256,8 @@ def _flatten_optimizer(optimizer) -> tuple[dict, dict]:
     for index, entry in state["state"].items():
         for key, value in entry.items():
             if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value.contiguous()
+                # CPU copies: a checkpoint must load on a machine without the GPU.
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}

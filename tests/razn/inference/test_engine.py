@@ -10,8 +10,8 @@ import torch
 
 import razn
 from razn.classes import NORMAL
-from razn.errors import SlideError
-from razn.inference import segment, tile_grid
+from razn.errors import RaznError, SlideError
+from razn.inference import available_devices, pick_device, segment, tile_grid
 from razn.models.views import merge_patches, split_patches
 from tests.razn.inference.conftest import small_model
 
@@ -133,3 +133,14 @@ def test_one_read_thread_is_enough(slide_path, model):
             segment(slide, model, region=(0, 0, 1024, 512), read_threads=1, device="cpu")
         )
     assert len(results) == 8
+
+
+def test_pick_device_refuses_what_is_not_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert available_devices()[-1] == "cpu"
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device(available_devices()[0])
+    with pytest.raises(RaznError, match=r"device cuda is not available here \(found: .*cpu\)"):
+        pick_device("cuda")
+    with pytest.raises(RaznError, match="unknown device 'tpu0'"):
+        pick_device("tpu0")

@@ -11,8 +11,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
+from razn.areas import class_areas_mm2
+from razn.classes import DEFAULT_CLASSES
 from razn.cli import main
 from razn.inference.store import SegmentationStore
 
@@ -44,6 +47,11 @@ def test_outputs_and_json_summary(slide_path, checkpoint, tmp_path, capsys):
 
     grid = read_label_grid(out / "ellipse.razn.zarr" / "labels")
     assert grid.downsample == 8 and grid.level0_shape == (1536, 2048)
+    # Class areas: the labels' pixel counts through the one area formula, to 4 places.
+    counts = np.bincount(np.asarray(store.labels[...]).ravel(), minlength=5)
+    expected = class_areas_mm2(counts, DEFAULT_CLASSES, 8, 0.25)
+    assert summary["class_area_mm2"] == {k: round(v, 4) for k, v in expected.items()}
+    assert summary["class_area_mm2"]["Normal"] > 0
     geojson = json.loads((out / "ellipse.geojson").read_text())
     assert geojson["type"] == "FeatureCollection"
 
@@ -96,6 +104,19 @@ def test_bad_inputs_leave_nothing_behind(slide_path, checkpoint, tmp_path, capsy
     assert main(["segment", str(slide_path), "--model", str(pickle), "--out", str(out)]) == 2
     assert "pickle" in capsys.readouterr().err
     assert main(["segment", str(slide_path), "--out", str(out), "--threshold", "2"]) == 2
+    assert list(out.iterdir()) == []
+
+
+def test_a_missing_device_stops_before_any_slide(
+    slide_path, checkpoint, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a GPU-less machine
+    out = tmp_path / "out"
+    args = ["segment", str(slide_path), "--model", str(checkpoint), "--out", str(out)]
+    assert main([*args, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("razn segment: error: device cuda is not available here (found: ")
+    assert len(err.strip().splitlines()) == 1
     assert list(out.iterdir()) == []
 
 

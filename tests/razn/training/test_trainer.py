@@ -42,8 +42,9 @@ def test_a_few_steps_lower_the_loss(labelled, tmp_path):
 
 
 def test_resume_continues_exactly(labelled, tmp_path):
+    # Bit-exact resume is a CPU promise (GPU kernels are not deterministic).
     config = TrainingConfig("razn-small", iterations=4, batch_size=2, checkpoint_every=2,
-                            log_every=1, seed=3)  # fmt: skip
+                            log_every=1, seed=3, device="cpu")  # fmt: skip
     source = SlideFields(FieldSampler([labelled], get_config("razn-small"), balanced=True))
     for _ in train(config, source, tmp_path / "straight"):
         pass
@@ -98,3 +99,47 @@ def test_cli_reports_mismatched_slides_and_labels(tiny, tmp_path, capsys):
                  "--labels", str(tiny.labels), "--out", str(tmp_path)])  # fmt: skip
     assert code == 2
     assert "2 slides but 1 label files" in capsys.readouterr().err
+
+
+def _cli_args(tiny, out):
+    return ["train", "--config", "scale1-small", "--slides", str(tiny.image),
+            "--labels", str(tiny.geojson), "--out", str(out), "--batch-size", "2",
+            "--log-every", "1", "--checkpoint-every", "1", "--quiet"]  # fmt: skip
+
+
+def test_cli_trains_on_the_device_asked_for_and_records_it(tiny, tmp_path):
+    assert main([*_cli_args(tiny, tmp_path), "--iterations", "2", "--device", "cpu"]) == 0
+    assert [row["device"] for row in _rows(tmp_path / "metrics.jsonl")] == ["cpu", "cpu"]
+    record = load_model(tmp_path / "model.safetensors").training_record
+    assert record["device"] == "cpu"
+    assert record["config"]["device"] == "cpu"
+
+
+def test_cli_reports_a_missing_device_in_one_line(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a GPU-less machine
+    code = main([*_cli_args(tiny, tmp_path), "--iterations", "1", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "razn train: error: device cuda is not available here (found: " in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "metrics.jsonl").exists()  # refused before any work
+    assert main([*_cli_args(tiny, tmp_path), "--iterations", "1", "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("first, then", [("cuda", "cpu"), ("cpu", "cuda")])
+def test_a_run_resumes_on_another_device(labelled, tmp_path, first, then):
+    def config(device, iterations):
+        return TrainingConfig("razn-small", iterations=iterations, batch_size=2,
+                              checkpoint_every=1, log_every=1, seed=5, device=device)  # fmt: skip
+
+    source = SlideFields(FieldSampler([labelled], get_config("razn-small"), balanced=True))
+    for _ in train(config(first, 2), source, tmp_path):
+        pass
+    for _ in train(config(then, 3), source, tmp_path, resume=True):
+        pass
+    assert [row["device"] for row in _rows(tmp_path / "metrics.jsonl")] == [first, first, then]
+    model = load_model(tmp_path / "model.safetensors")
+    assert model.training_record["device"] == then
+    assert all(torch.isfinite(p).all() for p in model.parameters())
