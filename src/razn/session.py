@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from razn.areas import class_areas_mm2
 from razn.atomic import atomic_path
 from razn.errors import RaznError
 from razn.inference.tiling import TileGrid
@@ -100,11 +101,11 @@ class SegmentationSession:
         return float(self.corrected[segmented].mean()) if segmented.any() else 0.0
 
     def class_areas_mm2(self, classes) -> dict[str, float]:
+        """Area of each class as the labels show it now (nothing without an mpp)."""
         if not self.mpp:
             return {}
         counts = np.bincount(self.labels.ravel(), minlength=len(classes) + 1)
-        mm2 = (self.grid.downsample * self.mpp / 1000) ** 2
-        return {c.name: float(counts[c.value]) * mm2 for c in classes}
+        return class_areas_mm2(counts, classes, self.grid.downsample, self.mpp)
 
     # -- what to do next -------------------------------------------------------
     def tiles_for_view(self, region: tuple[float, float, float, float]) -> list[tuple[int, int]]:

@@ -14,6 +14,11 @@ is the same as alternating because their parameters are disjoint and the
 reward is a constant to the policy; and no reward baseline is used, as in
 the paper. For m > 1 every pair of adjacent levels (k, k+1) is one such
 decision, taken on every level-k patch.
+
+Every loss takes optional per-pixel weights (fine-tuning weighs the model's
+own predictions below the pathologist's corrections): a loss is then the
+weighted mean, and a "pixel count" the sum of the weights. Without weights
+the arithmetic is exactly the unweighted one.
 """
 
 from __future__ import annotations
@@ -28,20 +33,29 @@ IGNORE = -1
 
 
 def targets_from_labels(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Label values (0 unlabelled, 1.. classes) to CE targets (IGNORE, 0..)."""
-    return torch.as_tensor(np.asarray(labels)).long() - 1
+    """Label values (0 unlabelled, 1.. classes) to CE targets (IGNORE, 0..), on their device."""
+    if not torch.is_tensor(labels):
+        labels = torch.as_tensor(np.asarray(labels))
+    return labels.long() - 1
 
 
-def field_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed CE and labelled-pixel count per patch, each (N,)."""
+def field_losses(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed CE and labelled-pixel count per patch, each (N,); weighted if `weights`."""
     ce = F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="none")
-    counts = (targets != IGNORE).flatten(1).sum(1)
-    return ce.flatten(1).sum(1), counts
+    labelled = targets != IGNORE
+    if weights is None:
+        return ce.flatten(1).sum(1), labelled.flatten(1).sum(1)
+    weights = weights * labelled
+    return (ce * weights).flatten(1).sum(1), weights.flatten(1).sum(1)
 
 
-def mean_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def mean_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean CE over labelled pixels (0, with a gradient, if none is labelled)."""
-    total, counts = field_losses(logits, targets)
+    total, counts = field_losses(logits, targets, weights)
     return total.sum() / counts.sum().clamp(min=1)
 
 
@@ -56,7 +70,15 @@ def zoom_reward(action, loss_coarse, loss_fine, cost: float = 0.0) -> torch.Tens
 
 
 def razn_losses(
-    model, views, targets, *, alpha: float = 0.8, cost: float = 0.0, generator=None, route=True
+    model,
+    views,
+    targets,
+    *,
+    alpha: float = 0.8,
+    cost: float = 0.0,
+    generator=None,
+    route=True,
+    weights=None,
 ):
     """The policy and segmentation losses of one batched Algorithm 1 step.
 
@@ -71,6 +93,7 @@ def razn_losses(
     route : False for a warm-up step: every segmentation net learns from
         every field and the policy is not trained (its loss is zero), so the
         policy later compares nets that have both learnt something.
+    weights : None, or per-pixel loss weights shaped like `targets`.
 
     Returns
     -------
@@ -85,15 +108,21 @@ def razn_losses(
     for k in range(model.config.zoom_levels):
         x, t = split_levels(views[k], r, k), _split(targets[k], r, k)
         xf, tf = split_levels(views[k + 1], r, k + 1), _split(targets[k + 1], r, k + 1)
-        coarse_sum, coarse_n = field_losses(model.segmenters[k](x), t)
-        fine_sum, fine_n = field_losses(model.segmenters[k + 1](xf), tf)
+        w = wf = None
+        if weights is not None:
+            w, wf = _split(weights[k], r, k), _split(weights[k + 1], r, k + 1)
+        coarse_sum, coarse_n = field_losses(model.segmenters[k](x), t, w)
+        fine_sum, fine_n = field_losses(model.segmenters[k + 1](xf), tf, wf)
         fine_sum = fine_sum.view(-1, r * r).sum(1)
         fine_n = fine_n.view(-1, r * r).sum(1)
         j_coarse = coarse_sum / coarse_n.clamp(min=1)
         j_fine = fine_sum / fine_n.clamp(min=1)
         p = torch.sigmoid(model.policies[k](x))
         p_bounded = bounded_probability(p, alpha)
-        action = torch.bernoulli(p_bounded.detach(), generator=generator)
+        # Drawn on the CPU, where the (CPU) generator lives: the same draws
+        # on every device, and a generator state any checkpoint can hold.
+        draws = torch.bernoulli(p_bounded.detach().cpu(), generator=generator)
+        action = draws.to(p_bounded.device)
         valid = ((coarse_n > 0) & (fine_n > 0)).float()
         reward = zoom_reward(action, j_coarse.detach(), j_fine.detach(), cost) * valid
         log_prob = torch.log(action * p_bounded + (1 - action) * (1 - p_bounded))
@@ -122,7 +151,7 @@ def razn_losses(
     return policy_loss, seg_total, metrics
 
 
-def supervised_loss(model, views, targets):
+def supervised_loss(model, views, targets, weights=None):
     """The baselines' loss: CE of the fused output, plus each scale's for MS and Attention.
 
     Supervising every scale as well as the fusion is what DeepLab's
@@ -130,20 +159,21 @@ def supervised_loss(model, views, targets):
     """
     arch = model.config.architecture
     level = model.config.finest_level
+    w = None if weights is None else weights[level]
     if arch == "single-scale":
         logits, _ = model.logits(views)
-        loss = mean_loss(logits, targets[level])
+        loss = mean_loss(logits, targets[level], w)
         return loss, {"segmentation_loss": float(loss.detach())}
     if arch == "multi-scale":
         per_scale, _ = model.scale_logits(views)
         fused = torch.stack(per_scale).amax(dim=0)
     elif arch == "attention":
-        per_scale, weights, _ = model.scale_outputs(views)
-        fused = sum(weights[:, s : s + 1] * logit for s, logit in enumerate(per_scale))
+        per_scale, attention, _ = model.scale_outputs(views)
+        fused = sum(attention[:, s : s + 1] * logit for s, logit in enumerate(per_scale))
     else:
         raise ValueError(f"no supervised loss for architecture {arch!r}")
-    fused_loss = mean_loss(fused, targets[level])
-    loss = fused_loss + sum(mean_loss(logit, targets[level]) for logit in per_scale)
+    fused_loss = mean_loss(fused, targets[level], w)
+    loss = fused_loss + sum(mean_loss(logit, targets[level], w) for logit in per_scale)
     return loss, {
         "segmentation_loss": float(loss.detach()),
         "fused_loss": float(fused_loss.detach()),
@@ -151,18 +181,31 @@ def supervised_loss(model, views, targets):
 
 
 def training_step(
-    model, optimizer, views, targets, *, alpha=0.8, cost=0.0, generator=None, route=True
+    model,
+    optimizer,
+    views,
+    targets,
+    *,
+    alpha=0.8,
+    cost=0.0,
+    generator=None,
+    route=True,
+    weights=None,
 ):
-    """One optimiser step for any architecture; returns the step's metrics."""
+    """One optimiser step for any architecture; returns the step's metrics.
+
+    `weights`: None, or per-pixel loss weights, one tensor per level like `targets`.
+    """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     if model.config.architecture == "razn":
         policy_loss, seg_loss, metrics = razn_losses(
-            model, views, targets, alpha=alpha, cost=cost, generator=generator, route=route
-        )
+            model, views, targets, alpha=alpha, cost=cost, generator=generator, route=route,
+            weights=weights,
+        )  # fmt: skip
         loss = policy_loss + seg_loss
     else:
-        loss, metrics = supervised_loss(model, views, targets)
+        loss, metrics = supervised_loss(model, views, targets, weights)
     loss.backward()
     optimizer.step()  # Adam skips parameters whose gradient is None
     return metrics

@@ -1,11 +1,27 @@
 """A short fine-tuning of a model on a pathologist's corrections of one slide.
 
 `finetune_from_corrections` trains a copy of the model (the original is
-never touched) on fields of view centred on the corrected pixels only:
-every other pixel of the label grid is 0, which the loss ignores. It
-reuses the training package throughout: `FieldSampler` (class-balanced
-centres on the corrected labels, on tissue), `augment`, and Algorithm 1's
-`training_step`, so the segmentation nets and the zoom policy both learn.
+never touched) on the pathologist's corrections and, so that it does not
+forget the rest, on its own predictions. Corrections alone teach nothing
+but their own classes: a correction of one class then turns the whole
+slide into it. The rule:
+
+- every pixel the pathologist left alone keeps the model's prediction as a
+  pseudo-label of loss weight `PSEUDO_LABEL_WEIGHT` (0.3), against 1 for a
+  corrected pixel; pixels not segmented yet are ignored;
+- half the fields of each batch are centred on corrections (their
+  surroundings are pseudo-labelled), the other half on predictions
+  anywhere on the slide, class-balanced, so every class the model predicts
+  keeps being shown, not only those next to the corrections.
+
+A corrected pixel outweighs about three uncorrected ones, not any number:
+where a small correction contradicts a large area of the same-looking
+tissue that was left as predicted (a corner of a lesion corrected, the rest
+not), the uncorrected area wins. Correct a lesion whole.
+
+It reuses the training package throughout: `FieldSampler` (class-balanced
+centres on tissue), `augment`, and Algorithm 1's `training_step` (with
+per-pixel weights), so the segmentation nets and the zoom policy both learn.
 Two choices suit a few dozen steps on one region rather than a training
 run: a low, constant learning rate, and frozen batch normalisation (its
 running statistics are used and kept, so a handful of fields from one
@@ -22,6 +38,7 @@ slide, not a validated model.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -36,11 +53,18 @@ from razn.errors import RaznError
 from razn.models import save_checkpoint
 from razn.models.normalise import to_views
 from razn.training.algorithm import targets_from_labels, training_step
-from razn.training.patches import FieldSampler, LabelledSlide
+from razn.training.patches import FieldBatch, FieldSampler, LabelledSlide
 from razn.training.trainer import SlideFields
 
 #: Fewest corrected label pixels worth fine-tuning on (a 4 x 4 block).
 MIN_CORRECTED_PIXELS = 16
+#: Loss weight of an uncorrected pixel's predicted class, against 1 for a correction.
+PSEUDO_LABEL_WEIGHT = 0.3
+#: In the fine-tuning label grid a pseudo-label of class c is stored as
+#: c | PSEUDO_FLAG: the flag travels with the value through the
+#: nearest-neighbour resampling and the augmentation, which copy values, and
+#: becomes the pixel's weight in `_targets_and_weights`.
+PSEUDO_FLAG = 0x80
 _FINETUNED = re.compile(r"^(?P<stem>.*)\.finetuned-(?P<n>\d+)$")
 
 
@@ -71,6 +95,7 @@ def finetune_from_corrections(
     seed: int = 0,
     alpha: float = 0.8,
     augment: bool = True,
+    pseudo_label_weight: float = PSEUDO_LABEL_WEIGHT,
 ) -> Iterator[FinetuneProgress]:
     """Fine-tune a copy of `model` on the corrected pixels of one slide.
 
@@ -78,13 +103,17 @@ def finetune_from_corrections(
     ----------
     model : a loaded model (RAZN or a baseline); it is copied, never changed.
     slide : razn.Slide with an mpp (or a path to open).
-    labels : uint8 label grid (0 unlabelled, 1.. classes), e.g. `session.labels`.
+    labels : uint8 label grid (0 unlabelled, 1.. classes), e.g. `session.labels`:
+        the corrections where `corrected`, the model's predictions elsewhere.
     corrected : bool mask of the same shape: the pixels the pathologist painted.
     downsample : level-0 pixels per label pixel (`session.grid.downsample`).
     iterations, batch_size, lr, seed : the optimiser's steps, fields per
         step, Adam's (constant) learning rate, and the seed of every random
         draw (the same seed gives the same model on CPU).
     alpha : the zoom policy's sampling bound, as in training.
+    pseudo_label_weight : loss weight of the model's predictions on the
+        uncorrected pixels (0: learn from the corrections alone, and only
+        fields centred on them, as before pseudo-labels).
 
     Raises RaznError before any training when nothing, or too little, is
     corrected on tissue.
@@ -95,6 +124,8 @@ def finetune_from_corrections(
     corrected = np.asarray(corrected, bool)
     if labels.shape != corrected.shape:
         raise RaznError(f"labels {labels.shape} and corrections {corrected.shape} differ in shape")
+    if labels.max(initial=0) >= PSEUDO_FLAG:
+        raise RaznError(f"label values must be below {PSEUDO_FLAG}, not {labels.max()}")
     if iterations < 1 or batch_size < 1:
         raise ValueError("iterations and batch_size must be at least 1")
     if isinstance(slide, (str, os.PathLike)):
@@ -110,14 +141,10 @@ def finetune_from_corrections(
             f"only {count} corrected pixels: correct at least {MIN_CORRECTED_PIXELS} "
             "to improve the model from them"
         )
-    labelled = LabelledSlide(slide, target, int(downsample))
-    try:
-        sampler = FieldSampler([labelled], model.config, balanced=True)
-    except RaznError:
-        raise RaznError(
-            "the corrections are not on tissue: there is nothing to learn from"
-        ) from None
-    source = SlideFields(sampler, augment=augment)
+    source = CorrectionFields(
+        slide, labels, corrected, int(downsample), model.config,
+        rehearse=pseudo_label_weight > 0, augment=augment,
+    )  # fmt: skip
 
     tuned = copy.deepcopy(model).to("cpu")
     torch.manual_seed(seed)  # dropout
@@ -129,10 +156,14 @@ def finetune_from_corrections(
         for iteration in range(iterations):
             batch = source.batch(batch_size, rng)
             views = to_views(batch.images)
-            targets = [targets_from_labels(t) for t in batch.labels]
-            metrics = training_step(
-                tuned, optimizer, views, targets, alpha=alpha, generator=generator
+            targets, weights = zip(
+                *(_targets_and_weights(t, pseudo_label_weight) for t in batch.labels),
+                strict=True,
             )
+            metrics = training_step(
+                tuned, optimizer, views, list(targets), alpha=alpha, generator=generator,
+                weights=list(weights),
+            )  # fmt: skip
             if iteration + 1 < iterations:
                 yield FinetuneProgress(iteration + 1, iterations, metrics)
     finally:
@@ -156,11 +187,69 @@ def finetune_from_corrections(
             "seed": seed,
             "alpha": alpha,
             "augment": augment,
+            "pseudo_label_weight": pseudo_label_weight,
+            "fields_on_predictions": source.rehearsal_share(batch_size),
             "batchnorm": "frozen",
         },
         "parent_training": dict(getattr(model, "training_record", None) or {}),
     }
     yield FinetuneProgress(iterations, iterations, metrics, tuned)
+
+
+class CorrectionFields:
+    """Batches for fine-tuning: fields around the corrections, and on the predictions.
+
+    Both kinds read the same labels (corrections, and flagged predictions);
+    they differ in where their centres are drawn. Without predictions on
+    tissue (nothing segmented yet), or with `rehearse` False, every field
+    is centred on a correction.
+    """
+
+    def __init__(self, slide, labels, corrected, downsample, config, *, rehearse, augment):
+        grid = with_pseudo_labels(labels, corrected)
+        corrections = np.where(corrected, labels, 0)
+        predictions = np.where(corrected, 0, labels)
+
+        def fields(centres):
+            labelled = LabelledSlide(slide, grid, downsample, centres=centres)
+            return SlideFields(FieldSampler([labelled], config, balanced=True), augment)
+
+        try:
+            self.around = fields(corrections)
+        except RaznError:
+            raise RaznError(
+                "the corrections are not on tissue: there is nothing to learn from"
+            ) from None
+        self.elsewhere = None
+        if rehearse and predictions.any():
+            with contextlib.suppress(RaznError):  # the predictions are all on glass
+                self.elsewhere = fields(predictions)
+
+    def rehearsal_share(self, size: int) -> int:
+        """Fields of a batch of `size` centred on predictions (the rest: on corrections)."""
+        return size // 2 if self.elsewhere is not None else 0
+
+    def batch(self, size: int, rng: np.random.Generator) -> FieldBatch:
+        elsewhere = self.rehearsal_share(size)
+        parts = [self.around.batch(size - elsewhere, rng)]
+        if elsewhere:
+            parts.append(self.elsewhere.batch(elsewhere, rng))
+        return FieldBatch.concatenate(parts)
+
+
+def with_pseudo_labels(labels: np.ndarray, corrected: np.ndarray) -> np.ndarray:
+    """The fine-tuning label grid: corrections as they are, other predictions flagged."""
+    labels = np.asarray(labels, np.uint8)
+    predicted = np.where(labels > 0, labels | PSEUDO_FLAG, 0)  # 0: not segmented yet
+    return np.where(corrected, labels, predicted).astype(np.uint8)
+
+
+def _targets_and_weights(values: np.ndarray, pseudo_weight: float):
+    """One level's label values to CE targets and per-pixel loss weights (see PSEUDO_FLAG)."""
+    values = torch.as_tensor(np.ascontiguousarray(values))
+    pseudo = values >= PSEUDO_FLAG
+    targets = targets_from_labels(torch.where(pseudo, values - PSEUDO_FLAG, values))
+    return targets, torch.where(pseudo, pseudo_weight, 1.0)
 
 
 def finetuned_path(

@@ -38,11 +38,18 @@ _LABEL_SUFFIXES = (".tif", ".tiff")
 
 @dataclass
 class LabelledSlide:
-    """An open slide and its label grid (values 0 = unlabelled, 1.. classes)."""
+    """An open slide and its label grid (values 0 = unlabelled, 1.. classes).
+
+    `centres`, a grid like `labels`, says where fields may be centred (and on
+    which class, for balanced draws) when that is not everywhere `labels`
+    is: fine-tuning centres fields on the corrections, or on the model's
+    predictions, while reading the labels of both.
+    """
 
     slide: Slide
     labels: np.ndarray
     downsample: int
+    centres: np.ndarray | None = None
 
 
 def open_labelled(
@@ -255,7 +262,7 @@ def augment(batch: FieldBatch, rng: np.random.Generator, colour: bool = True) ->
 
 def _candidates(labelled: LabelledSlide, num_classes: int) -> dict[int, np.ndarray]:
     """Label-grid pixels (row, col) of each class that lie on tissue."""
-    grid = labelled.labels
+    grid = labelled.labels if labelled.centres is None else labelled.centres
     stride = max(1, int(np.ceil(np.sqrt(grid.size / MAX_CANDIDATES))))
     sub = grid[::stride, ::stride]
     rows, cols = np.mgrid[0 : grid.shape[0] : stride, 0 : grid.shape[1] : stride]

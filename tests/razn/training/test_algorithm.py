@@ -8,7 +8,10 @@ from torch import nn
 
 from razn.models import build_model, get_config
 from razn.training.algorithm import (
+    IGNORE,
     bounded_probability,
+    field_losses,
+    mean_loss,
     razn_losses,
     supervised_loss,
     training_step,
@@ -145,3 +148,21 @@ def test_baseline_losses_are_finite_and_reach_every_parameter_of_the_net(name):
     loss.backward()
     assert torch.isfinite(loss) and metrics["segmentation_loss"] > 0
     assert all(p.grad is not None for p in model.net.parameters())
+
+
+def test_pixel_weights_make_a_weighted_mean():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3, 3)
+    targets = torch.randint(0, 4, (2, 3, 3))
+    targets[0, 0, 0] = IGNORE
+    ce = torch.nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="none")
+    # All ones: exactly the unweighted loss and pixel count.
+    plain_sum, plain_n = field_losses(logits, targets)
+    ones_sum, ones_n = field_losses(logits, targets, torch.ones(2, 3, 3))
+    assert torch.equal(plain_sum, ones_sum) and torch.equal(plain_n.float(), ones_n)
+    # A weight counts a pixel that many times; an ignored pixel stays ignored.
+    weights = torch.full((2, 3, 3), 0.3)
+    weights[:, 1] = 1.0
+    expected = (ce * weights)[targets != IGNORE].sum() / weights[targets != IGNORE].sum()
+    assert torch.allclose(mean_loss(logits, targets, weights), expected)
+    assert field_losses(logits, targets, weights)[1][0] == pytest.approx(0.3 * 5 + 3)

@@ -7,14 +7,19 @@ import os
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
+from razn.classes import BENIGN, IN_SITU, INVASIVE, NORMAL
 from razn.errors import RaznError
 from razn.inference import segment
 from razn.inference.tiling import tile_grid
+from razn.label_tiff import read_label_grid
 from razn.models import build_model, get_config, load_model, save_checkpoint
 from razn.session import SegmentationSession
 from razn.slide import open_slide
 from razn.training.finetune import (
+    CorrectionFields,
+    _targets_and_weights,
     finetune_from_corrections,
     finetuned_path,
     save_finetuned,
@@ -37,6 +42,11 @@ def model(tmp_path):
     built = build_model(get_config("razn-small").with_(patch_size=64))
     (tmp_path / "models").mkdir()
     return load_model(save_checkpoint(built, tmp_path / "models" / "small.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo")
 
 
 def _segmented(slide, model):
@@ -67,6 +77,10 @@ def _run(model, slide, labels, corrected, downsample, **kwargs):
 def test_learns_the_corrections_on_a_copy(slide, model, tmp_path):
     session = _segmented(slide, model)
     labels, corrected = _corrections(session)
+    # Nothing else counts as segmented: on this uniform tissue the model's own
+    # predictions around two small blocks would outvote them (the documented
+    # limit of pseudo-labels); here the corrections are learnt on their own.
+    labels = np.where(corrected, labels, 0)
     before = float((session.labels[corrected] == labels[corrected]).mean())
     original = {k: v.clone() for k, v in model.state_dict().items()}
     tuned = _run(model, slide, labels, corrected, session.grid.downsample,
@@ -89,7 +103,79 @@ def test_learns_the_corrections_on_a_copy(slide, model, tmp_path):
     assert info["corrected_pixels"] == 512
     assert info["class_pixels"] == {"4": 512}
     assert (info["iterations"], info["lr"], info["seed"]) == (20, 1e-4, 0)
+    assert (info["pseudo_label_weight"], info["fields_on_predictions"]) == (0.3, 0)
     assert tuned.checkpoint_path == path
+
+
+def test_fields_weigh_the_uncorrected_predictions_less(slide, model):
+    labels = np.zeros((192, 256), np.uint8)
+    labels[40:150, 60:200] = NORMAL  # what the model predicted on the tissue
+    corrected = np.zeros(labels.shape, bool)
+    labels[90:100, 120:130], corrected[90:100, 120:130] = INVASIVE, True
+    fields = CorrectionFields(slide, labels, corrected, 8, model.config,
+                              rehearse=True, augment=False)  # fmt: skip
+    assert fields.rehearsal_share(4) == 2
+    batch = fields.batch(4, np.random.default_rng(0))
+    targets, weights = _targets_and_weights(batch.labels[0], 0.3)
+    corrected_pixels = targets == INVASIVE - 1
+    assert corrected_pixels[:2].flatten(1).any(1).all()  # first half: centred on corrections
+    assert (weights[corrected_pixels] == 1).all()
+    assert (weights[targets == NORMAL - 1] == 0.3).all()  # the predictions, flag decoded
+    assert set(targets.unique().tolist()) <= {-1, NORMAL - 1, INVASIVE - 1}
+
+
+def test_a_correction_of_one_class_keeps_the_others(tiny, demo):
+    """The old rule (corrections only) turned a slide into the corrected class.
+
+    A pathologist repaints the demo model's largest wrong lesion of the tiny
+    synthetic slide with its true class. The classes the correction says
+    nothing about (neither the new class nor the one it replaced) must stay
+    predicted elsewhere about as much as before.
+    """
+    slide = open_slide(tiny.image)
+    before = _segmented(slide, demo)
+    truth = _truth_on(before.grid, tiny.labels)
+    lesion, value = _largest_wrong_lesion(truth, before.labels)
+    labels = np.where(lesion, value, before.labels).astype(np.uint8)
+    replaced = _classes_over(before.labels[lesion], share=0.1)
+    tuned = _run(demo, slide, labels, lesion, before.grid.downsample,
+                 iterations=20, batch_size=4)  # fmt: skip
+    after = _segmented(slide, tuned)
+    learnt = float((after.labels[lesion] == value).mean())
+    was = np.bincount(before.labels[~lesion], minlength=5)
+    now = np.bincount(after.labels[~lesion], minlength=5)
+    kept = {v: round(now[v] / was[v], 2) for v in range(1, 5) if v != value and v not in replaced
+            and was[v] >= 200}  # fmt: skip
+    print(f"corrected {value} over {replaced}: learnt {learnt:.2f}, kept {kept}")
+    assert learnt > 0.8
+    assert len(kept) >= 2 and all(0.7 <= share <= 1.3 for share in kept.values()), kept
+
+
+def _truth_on(grid, labels_tif):
+    """The ground-truth label grid resampled onto a session's label grid."""
+    truth = read_label_grid(labels_tif)
+    step = truth.downsample // grid.downsample
+    fine = np.asarray(truth.labels).repeat(step, 0).repeat(step, 1)
+    return fine[: grid.label_shape[0], : grid.label_shape[1]]
+
+
+def _largest_wrong_lesion(truth, predicted):
+    """The largest connected lesion the model gets mostly wrong, and its true class."""
+    best, best_value = None, 0
+    for value in (BENIGN, IN_SITU, INVASIVE):
+        regions, count = ndimage.label(truth == value)
+        for index in range(1, count + 1):
+            region = regions == index
+            wrong = (predicted[region] != value).mean() > 0.5
+            if wrong and (best is None or region.sum() > best.sum()):
+                best, best_value = region, value
+    assert best is not None and best.sum() >= 400, "the demo model gets every lesion right"
+    return best, best_value
+
+
+def _classes_over(values, share):
+    counts = np.bincount(values, minlength=5)
+    return {v for v in range(1, 5) if counts[v] >= share * values.size}
 
 
 def test_same_seed_same_model(slide, model):
