@@ -11,6 +11,11 @@ mpp``), so it can be painted and exported again; regions without a class
 are) become a Shapes layer of their outlines in level-0 pixels, scaled like
 the slide. ``.json`` and ``.xml`` are generic extensions, so those files are
 claimed only when their first bytes look like annotations.
+
+After reading, the user is told what happened (a napari notification, a
+warning when anything was left out): how many regions were read, which class
+text of the file became which RAZN class, and what was skipped and why. The
+same report is kept in each layer's ``metadata["import_report"]``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 
 #: Extensions the manifest routes here; .geojson is claimed without a peek.
 ANNOTATION_SUFFIXES = (".geojson", ".json", ".xml")
+#: `ImportReport.format` as the user knows the format.
+FORMAT_NAMES = {"geojson": "QuPath GeoJSON", "imagescope": "ImageScope XML", "asap": "ASAP XML"}
 
 
 def get_reader(path):
@@ -55,11 +62,13 @@ def read_annotation_layers(path) -> list[tuple]:
     if isinstance(path, list):
         path = path[0]
     try:
-        return annotation_layer_data(path)
+        layers = annotation_layer_data(path)
     except RaznError as error:
         # The core's message already names the file and the problem; the
         # traceback through the parser would only hide it.
         raise ValueError(str(error)) from None
+    _notify(layers[0][1]["metadata"]["import_report"])
+    return layers
 
 
 def annotation_layer_data(path) -> list[tuple]:
@@ -69,20 +78,92 @@ def annotation_layer_data(path) -> list[tuple]:
 
     annotations = read_annotations(path)
     report = annotations.report
-    summary = report.summary(len(annotations.annotations))
     if not annotations.annotations:
+        summary = report.summary(len(annotations.annotations))
         raise AnnotationError("no regions to show: " + "; ".join(summary), path)
     level0_shape, mpp = _slide_facts(companion_slide(path))
     mpp = mpp or report.mpp
     name = os.path.basename(path)
+    labels_name = name if annotations.shapes else None
+    shapes_name = None
+    if annotations.unclassified:
+        shapes_name = f"{name} (no class)" if labels_name else name
+    imported = import_report(annotations, path, labels_name, shapes_name)
     layers = []
     if annotations.shapes:
         grid = annotation_label_grid(annotations, level0_shape=level0_shape, mpp=mpp)
-        layers.append(_labels_layer_data(grid, name, path, summary))
+        layers.append(_labels_layer_data(grid, name, path, imported))
     if annotations.unclassified:
-        shapes_name = f"{name} (no class)" if layers else name
-        layers.append(_shapes_layer_data(annotations.unclassified, shapes_name, mpp, summary))
+        layers.append(_shapes_layer_data(annotations.unclassified, shapes_name, mpp, imported))
     return layers
+
+
+def import_report(annotations, path, labels_layer: str | None, shapes_layer: str | None) -> dict:
+    """What the import did, as plain data (layer metadata) with its lines for the user.
+
+    ``classes`` lists each class text of the file (``""``: regions without
+    one) with the RAZN class it became, or None when it matched none; those
+    regions are shown as outlines in the shapes layer, not as classes.
+    ``skipped`` counts the objects left out, by kind, with the reason.
+    """
+    from razn.classes import DEFAULT_CLASSES
+
+    report = annotations.report
+    names = {c.value: c.name for c in DEFAULT_CLASSES}  # the table read_annotations used
+    imported = {
+        "file": os.fspath(path),
+        "format": report.format,
+        "regions": len(annotations.annotations),
+        "classes": [
+            {
+                "source": m.text,
+                "razn_class": names.get(m.value),
+                "value": m.value,
+                "regions": m.regions,
+            }
+            for m in annotations.class_matches()
+        ],
+        "skipped": {
+            kind: {"objects": n, "reason": report.skip_reason(kind)}
+            for kind, n in sorted(report.skipped.items())
+        },
+        "repaired": report.repaired,
+        "file_mpp": report.mpp,
+        "layers": {"labels": labels_layer, "shapes": shapes_layer},
+    }
+    imported["lines"] = _report_lines(imported)
+    return imported
+
+
+def _report_lines(imported: dict) -> list[str]:
+    fmt = FORMAT_NAMES.get(imported["format"], imported["format"])
+    name = os.path.basename(imported["file"])
+    lines = [f"{imported['regions']} region(s) read from {name} ({fmt})"]
+    outlines = f"shown as outlines in {imported['layers']['shapes']!r}, not as classes"
+    for row in imported["classes"]:
+        text, n = row["source"], row["regions"]
+        if row["razn_class"] is not None:
+            lines.append(f"{text!r} -> {row['razn_class']}: {n} region(s)")
+        elif text:
+            lines.append(f"{text!r} matches no RAZN class: {n} region(s) {outlines}")
+        else:
+            lines.append(f"{n} region(s) without a class: {outlines}")
+    for kind, skip in imported["skipped"].items():
+        lines.append(f"skipped {skip['objects']} {kind} object(s): {skip['reason']}")
+    if imported["repaired"]:
+        lines.append(f"repaired {imported['repaired']} self-intersecting polygon(s)")
+    if imported["file_mpp"]:
+        lines.append(f"the file states {imported['file_mpp']:g} microns per pixel")
+    return lines
+
+
+def _notify(report: dict) -> None:
+    """Tell the user what the import did: a warning if anything was left out of the classes."""
+    from napari.utils.notifications import show_info, show_warning
+
+    left_out = report["skipped"] or any(c["razn_class"] is None for c in report["classes"])
+    message = "RAZN: " + "; ".join(report["lines"])
+    (show_warning if left_out else show_info)(message)
 
 
 def _slide_facts(slide_path) -> tuple[tuple[int, int] | None, float | None]:
@@ -101,7 +182,7 @@ def _slide_facts(slide_path) -> tuple[tuple[int, int] | None, float | None]:
         return None, None
 
 
-def _labels_layer_data(grid, name: str, path, summary: list[str]) -> tuple:
+def _labels_layer_data(grid, name: str, path, imported: dict) -> tuple:
     import pandas as pd
 
     from napari_razn._layers import class_colormap, placement
@@ -122,7 +203,7 @@ def _labels_layer_data(grid, name: str, path, summary: list[str]) -> tuple:
             ],
             "source": os.fspath(path),
         },
-        "razn_import": summary,
+        "import_report": imported,
     }
     kwargs = {
         "name": name,
@@ -136,7 +217,7 @@ def _labels_layer_data(grid, name: str, path, summary: list[str]) -> tuple:
     return (grid.labels, kwargs, "labels")
 
 
-def _shapes_layer_data(annotations, name: str, mpp: float | None, summary: list[str]) -> tuple:
+def _shapes_layer_data(annotations, name: str, mpp: float | None, imported: dict) -> tuple:
     from razn.annotations import polygonal_parts
 
     outlines, classes, holes = [], [], []
@@ -166,7 +247,7 @@ def _shapes_layer_data(annotations, name: str, mpp: float | None, summary: list[
         # enough to see when the whole region is in view.
         "edge_width": max(2.0, extent / 300),
         "features": {"class": classes, "hole": holes},
-        "metadata": {"razn_import": summary},
+        "metadata": {"import_report": imported},
     }
     return (outlines, kwargs, "shapes")
 

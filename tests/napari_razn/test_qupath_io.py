@@ -177,6 +177,102 @@ def test_every_real_annotation_file_opens(annotations_dir, name):
     assert kwargs["translate"] == (-um / 2, -um / 2)
 
 
+@pytest.fixture
+def notices(monkeypatch):
+    """The napari notifications the reader shows, as (level, message)."""
+    import napari.utils.notifications as notifications
+
+    shown = []
+    for level in ("info", "warning"):
+        monkeypatch.setattr(
+            notifications, f"show_{level}", lambda m, level=level: shown.append((level, m))
+        )
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("name", "regions", "unmatched", "skipped"),
+    [
+        ("qupath-export-small.geojson", 2, {"Stroma": 1, "Tumor": 1}, {"point": 3}),
+        ("qupath-export-tumor.geojson", 3, {"Tumor": 3}, {"point": 3}),
+        ("imagescope-freehand.xml", 4, {"": 4}, {}),
+        ("imagescope-all-region-types.xml", 4, {"": 4}, {"arrow": 3}),
+        ("camelyon16-tumor031-tissue.asap.xml", 10, {"negative": 4, "tissue": 6}, {}),
+    ],
+)
+def test_import_report_says_what_was_read_and_left_out(
+    annotations_dir, notices, name, regions, unmatched, skipped
+):
+    path = str(annotations_dir / name)
+    ((_, kwargs, _),) = get_reader(path)(path)
+    report = kwargs["metadata"]["import_report"]
+    assert report["file"] == path and report["regions"] == regions
+    assert {c["source"]: c["regions"] for c in report["classes"]} == unmatched
+    assert all(c["razn_class"] is None for c in report["classes"])  # none is a RAZN class
+    assert {k: s["objects"] for k, s in report["skipped"].items()} == skipped
+    assert all(s["reason"] == "not a polygon" for s in report["skipped"].values())
+    # One warning (regions left out of the classes) that says it all.
+    ((level, message),) = notices
+    assert level == "warning" and message.startswith(f"RAZN: {regions} region(s) read from {name}")
+    for text, n in unmatched.items():
+        said = f"{text!r} matches no RAZN class: {n}" if text else f"{n} region(s) without a class"
+        assert said in message
+    for kind, n in skipped.items():
+        assert f"skipped {n} {kind} object(s): not a polygon" in message
+
+
+def _renamed(annotations_dir, tmp_path, name, classes, keep_points=True):
+    """A real QuPath export with its class names replaced, written to tmp_path."""
+    document = json.loads((annotations_dir / name).read_text())
+    features = []
+    for f in document["features"]:
+        if f["geometry"]["type"] == "Point" and not keep_points:
+            continue
+        given = (f["properties"].get("classification") or {}).get("name")
+        if given in classes:
+            f["properties"]["classification"]["name"] = classes[given]
+        features.append(f)
+    path = tmp_path / name
+    path.write_text(json.dumps({**document, "features": features}))
+    return str(path)
+
+
+def test_import_report_names_the_razn_class_of_each_source_class(
+    annotations_dir, tmp_path, notices
+):
+    path = _renamed(annotations_dir, tmp_path, "qupath-export-small.geojson",
+                    {"Tumor": "Invasive ductal carcinoma"})  # fmt: skip
+    labels, shapes = get_reader(path)(path)
+    report = labels[1]["metadata"]["import_report"]
+    assert shapes[1]["metadata"]["import_report"] == report
+    assert report["classes"] == [
+        {"source": "Invasive ductal carcinoma", "razn_class": "Invasive carcinoma",
+         "value": INVASIVE, "regions": 1},
+        {"source": "Stroma", "razn_class": None, "value": None, "regions": 1},
+    ]  # fmt: skip
+    assert report["layers"] == {"labels": labels[1]["name"], "shapes": shapes[1]["name"]}
+    ((level, message),) = notices
+    assert level == "warning"
+    assert "'Invasive ductal carcinoma' -> Invasive carcinoma: 1 region(s)" in message
+    assert "'Stroma' matches no RAZN class: 1 region(s) shown as outlines in " in message
+    assert "'qupath-export-small.geojson (no class)'" in message
+
+
+def test_a_clean_import_is_information_not_a_warning(annotations_dir, tmp_path, notices):
+    path = _renamed(annotations_dir, tmp_path, "qupath-export-tumor.geojson",
+                    {"Tumor": "In situ carcinoma"}, keep_points=False)  # fmt: skip
+    ((_, kwargs, kind),) = get_reader(path)(path)
+    assert kind == "labels"
+    assert kwargs["metadata"]["import_report"]["skipped"] == {}
+    assert notices == [
+        (
+            "info",
+            "RAZN: 3 region(s) read from qupath-export-tumor.geojson (QuPath GeoJSON); "
+            "'In situ carcinoma' -> In situ carcinoma: 3 region(s)",
+        )
+    ]
+
+
 def test_imagescope_mpp_scales_the_outlines(annotations_dir):
     path = str(annotations_dir / "imagescope-freehand.xml")
     ((_, kwargs, _),) = get_reader(path)(path)

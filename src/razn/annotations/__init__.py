@@ -21,12 +21,19 @@ from razn.annotations.export import (
 )
 from razn.annotations.geojson import geojson_features, read_geojson, write_geojson
 from razn.annotations.label_grid import polygonal_parts, rasterize, vectorize, vectorize_in_bands
-from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
+from razn.annotations.model import (
+    Annotation,
+    AnnotationSet,
+    ClassMatch,
+    ClassMatcher,
+    ImportReport,
+)
 from razn.annotations.reader import read_annotations
 
 __all__ = [
     "Annotation",
     "AnnotationSet",
+    "ClassMatch",
     "ClassMatcher",
     "ImportReport",
     "annotation_format",

@@ -38,10 +38,19 @@ from shapely.geometry.base import BaseGeometry
 from razn.classes import BENIGN, DEFAULT_CLASSES, IN_SITU, INVASIVE, TissueClass
 from razn.errors import AnnotationError
 
-__all__ = ["Annotation", "AnnotationSet", "ClassMatcher", "ImportReport"]
+__all__ = ["Annotation", "AnnotationSet", "ClassMatch", "ClassMatcher", "ImportReport"]
 
 # BACH's class texts, matched as substrings (public BACH readers do the same).
 BACH_KEYWORDS = {"benign": BENIGN, "in situ": IN_SITU, "invasive": INVASIVE}
+
+#: Why a reader skips each kind of object it counts in `ImportReport.skipped`.
+SKIP_REASONS = {
+    "point": "not a polygon",
+    "line": "not a polygon",
+    "arrow": "not a polygon",
+    "empty": "no vertices",
+    "degenerate": "no area",
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,8 @@ class ImportReport:
     mpp
         Microns per level-0 pixel the file states (ImageScope), else None.
     skipped
-        Why -> how many objects were not imported ("point", "line", "arrow",
-        "empty", ...).
+        What -> how many objects were not imported ("point", "line", "arrow",
+        "empty", ...); `skip_reason` says why.
     unmatched
         Class text -> how many regions kept no class value.
     repaired
@@ -78,19 +87,35 @@ class ImportReport:
     unmatched: Counter = field(default_factory=Counter)
     repaired: int = 0
 
+    @staticmethod
+    def skip_reason(kind: str) -> str:
+        """Why objects of a `skipped` kind were not imported, in words."""
+        # The other kinds are the formats' own types RAZN does not read
+        # ("region type 4" in ImageScope, "type Spline" in ASAP).
+        return SKIP_REASONS.get(kind, "a type RAZN does not read")
+
     def summary(self, regions: int) -> list[str]:
         """Human-readable lines: regions read, then anything left out."""
         lines = [f"{regions} region(s) read from {self.format}"]
         if self.mpp:
             lines.append(f"file states {self.mpp:g} microns per pixel")
-        for why, n in sorted(self.skipped.items()):
-            lines.append(f"skipped {n} {why} object(s)")
+        for kind, n in sorted(self.skipped.items()):
+            lines.append(f"skipped {n} {kind} object(s): {self.skip_reason(kind)}")
         if self.repaired:
             lines.append(f"repaired {self.repaired} self-intersecting polygon(s)")
         for text, n in sorted(self.unmatched.items()):
             shown = repr(text) if text else "(no class)"
             lines.append(f"{n} region(s) with class {shown} match no class: map them")
         return lines
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    """One class text of a file, the class value it matched (None: none), its regions."""
+
+    text: str
+    value: int | None
+    regions: int
 
 
 @dataclass
@@ -108,6 +133,16 @@ class AnnotationSet:
     @property
     def unclassified(self) -> list[Annotation]:
         return [a for a in self.annotations if a.class_value is None]
+
+    def class_matches(self) -> list[ClassMatch]:
+        """Which class text of the file matched which class value, by text.
+
+        The empty text stands for regions without a class. A text always
+        matches the same value, so one row per text says it all.
+        """
+        regions = Counter(a.source_class for a in self.annotations)
+        values = {a.source_class: a.class_value for a in self.annotations}
+        return [ClassMatch(text, values[text], n) for text, n in sorted(regions.items())]
 
     def geometries_by_class(self) -> dict[int, BaseGeometry]:
         """One geometry per class value: the union of that class's regions.

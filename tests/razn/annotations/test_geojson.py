@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 
-from razn.annotations import read_annotations, vectorize, write_geojson
+from razn.annotations import ClassMatch, ImportReport, read_annotations, vectorize, write_geojson
 from razn.classes import BENIGN, IN_SITU, INVASIVE
 from razn.errors import AnnotationError
 
@@ -174,3 +174,16 @@ def test_real_qupath_exports_import(annotations_dir):
     )
     assert sorted(small.shapes, key=lambda s: s[0])[0][1].equals(shapely.box(30, 30, 40, 40))
     assert [v for v, _ in small.shapes] == [4, 1] and small.report.skipped == {"point": 3}
+
+
+def test_the_set_says_which_class_text_matched_which_class(annotations_dir):
+    small = read_annotations(
+        annotations_dir / "qupath-export-small.geojson", class_map={"Tumor": 4}
+    )
+    assert small.class_matches() == [
+        ClassMatch("Stroma", None, 1),
+        ClassMatch("Tumor", INVASIVE, 1),
+    ]
+    lines = small.report.summary(len(small.annotations))
+    assert "skipped 3 point object(s): not a polygon" in lines
+    assert ImportReport.skip_reason("region type 9") == "a type RAZN does not read"
