@@ -69,11 +69,14 @@ class Profile:
     #: BreakHis photos, train and test patients; the seeds then only place
     #: the islands).
     data: str = "synthetic"
+    #: Share of the tissue in lesions (razn synth --lesion-fraction).
+    lesion_fraction: float = 0.4
 
 
 PROFILES = {
     "quick": Profile("-small", (101, 102, 103, 104, 105, 106), (201, 202, 203), 6144,
-                     pool=2400, iterations=400, batch_size=8, decay_every=300),
+                     pool=4000, iterations=1000, batch_size=8, decay_every=750,
+                     lesion_fraction=0.25),
     "full": Profile("", tuple(range(101, 121)), tuple(range(201, 206)), 16384,
                     pool=40000, iterations=50000, batch_size=16, decay_every=15000),
     "mosaic": Profile("-small", (1,), (2,), 0, pool=2400, iterations=400, batch_size=8,
@@ -86,7 +89,7 @@ def slides_for(cache: Path, profile: Profile, split: str) -> list[Path]:
     """The profile's training or held-out slides, made on first use."""
     if profile.data == "mosaic":
         return [make_mosaic(cache, split, seed) for seed in _seeds(profile, split)]
-    return make_slides(cache, _seeds(profile, split), profile.slide_size)
+    return make_slides(cache, _seeds(profile, split), profile.slide_size, profile.lesion_fraction)
 
 
 def _seeds(profile: Profile, split: str):
@@ -103,15 +106,17 @@ def make_mosaic(cache: Path, split: str, seed: int) -> Path:
     return path
 
 
-def make_slides(cache: Path, seeds, size: int) -> list[Path]:
+def make_slides(cache: Path, seeds, size: int, lesion_fraction: float = 0.4) -> list[Path]:
     from razn.synth import generate_slide
 
     paths = []
     for seed in seeds:
-        path = cache / f"synth-{size}-{seed}.tif"
+        tag = "" if lesion_fraction == 0.4 else f"-lesions{round(100 * lesion_fraction)}"
+        path = cache / f"synth-{size}-{seed}{tag}.tif"
         if not path.exists():
             start = time.time()
-            generate_slide(path, size, size, seed=seed, tissue_fraction=0.65, workers=2)
+            generate_slide(path, size, size, seed=seed, tissue_fraction=0.65,
+                           lesion_fraction=lesion_fraction, workers=2)  # fmt: skip
             print(f"slide seed {seed}: {time.time() - start:.0f} s", flush=True)
         paths.append(path)
     return paths
@@ -190,8 +195,8 @@ def _data_record(profile: Profile) -> dict:
     if profile.data == "mosaic":
         return {"breakhis_mosaic": "train patients of razn.synth.mosaic.patient_split "
                 "(test fraction 0.3, split seed 0)", "fields": profile.pool}  # fmt: skip
-    return {"synthetic_train_seeds": list(profile.train_seeds),
-            "slide_size": profile.slide_size, "fields": profile.pool}  # fmt: skip
+    return {"synthetic_train_seeds": list(profile.train_seeds), "slide_size": profile.slide_size,
+            "lesion_fraction": profile.lesion_fraction, "fields": profile.pool}  # fmt: skip
 
 
 def _describe_data(profile: Profile) -> list[str]:
@@ -213,7 +218,8 @@ def _describe_data(profile: Profile) -> list[str]:
         ]
     return [
         f"Training: synthetic seeds {profile.train_seeds[0]}-{profile.train_seeds[-1]} "
-        f"({profile.slide_size} px square at 0.25 um/px), one pool of {profile.pool} "
+        f"({profile.slide_size} px square at 0.25 um/px, 65% tissue, "
+        f"{profile.lesion_fraction:.0%} of it in lesions), one pool of {profile.pool} "
         f"class-balanced fields; {budget} Held out: seeds "
         f"{', '.join(map(str, profile.test_seeds))}. Models: `*{profile.suffix}` configurations."
     ]

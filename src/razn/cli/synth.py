@@ -1,7 +1,7 @@
 """`razn synth`: write a synthetic slide with its ground truth, or a real-tissue mosaic.
 
     razn synth OUT.tif --size WxH --seed N [--mpp 0.25] [--tissue-fraction F]
-                       [--label-noise PX] [--workers N]
+                       [--lesion-fraction F] [--label-noise PX] [--workers N]
     razn synth OUT.tif --mosaic DIR [--split train|test|all] [--test-fraction F]
                        [--split-seed S] [--seed N] [--mpp 0.25]
 
@@ -49,6 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.55,
         metavar="F",
         help="fraction of the slide covered by tissue, at most 0.7 (default 0.55)",
+    )
+    parser.add_argument(
+        "--lesion-fraction",
+        type=float,
+        default=0.4,
+        metavar="F",
+        help="fraction of the tissue in lesions (benign, in situ, invasive alike), "
+        "0.05-0.6 (default 0.4)",
     )
     parser.add_argument(
         "--label-noise",
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 mpp=args.mpp,
                 tissue_fraction=args.tissue_fraction,
+                lesion_fraction=args.lesion_fraction,
                 label_noise=args.label_noise,
                 label_downsample=args.label_downsample,
                 workers=args.workers,

@@ -27,7 +27,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from razn.atomic import atomic_path
@@ -91,6 +91,7 @@ def generate_slide(
     seed: int,
     mpp: float = 0.25,
     tissue_fraction: float = 0.55,
+    lesion_fraction: float = 0.4,
     label_noise: float = 0.0,
     label_downsample: int | None = None,
     level_factor: int = 2,
@@ -114,6 +115,11 @@ def generate_slide(
     tissue_fraction : float
         Fraction of the slide covered by tissue, in (0, 0.7]; glass covers
         the rest (at least 30%).
+    lesion_fraction : float
+        Fraction of the tissue inside lesions, in [0.05, 0.6], shared about
+        equally by benign, in situ and invasive; the rest is normal. Real
+        biopsies vary; the default is lesion-rich, so small slides test
+        every class.
     label_noise : float
         Amplitude in level-0 pixels of a smooth random displacement of the
         ground-truth region boundaries (the image is unaffected).
@@ -129,6 +135,9 @@ def generate_slide(
         Level-0 rows written so far, and in all.
     """
     spec = _check_spec(width, height, seed, mpp, tissue_fraction, label_noise)
+    if not 0.05 <= lesion_fraction <= 0.6:
+        raise RaznError(f"lesion fraction must be in 0.05..0.6, got {lesion_fraction}")
+    spec = replace(spec, lesion_fraction=float(lesion_fraction))
     if label_downsample is None:
         label_downsample = default_label_downsample(width, height)
     if int(label_downsample) != label_downsample or label_downsample < 1:
