@@ -32,5 +32,5 @@ done
 echo "== short training run at the paper's size (razn, 256 px, 30 iterations)"
 timeout 120 $PY -m razn.cli train --config razn --slides "$WORK/slide.tif" \
   --labels "$WORK/slide.labels.tif" --out "$WORK/train" --iterations 30 --batch-size 16 \
-  --log-every 5 --quiet 2>&1 | tail -5 | tee "$OUT/train.txt"
+  --device cuda --log-every 5 --quiet 2>&1 | tail -5 | tee "$OUT/train.txt"
 tail -3 "$WORK/train/metrics.jsonl" 2>/dev/null | tee -a "$OUT/train.txt"

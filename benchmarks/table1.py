@@ -51,6 +51,8 @@ PAPER = {
 }
 BASELINE_COLOURS = {"scale1": "#1f77b4", "scale2": "#ff7f0e", "ms": "#2ca02c",
                     "attention": "#8c564b"}  # fmt: skip
+#: Fields per batch for the second timing (the engine's default batch).
+BATCH_TIMING = 8
 THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 
@@ -155,7 +157,12 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
     cache_dir, profile = Path(cache), PROFILES[profile_name]
     result_path = cache_dir / profile_name / f"{model}.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        if "relative_time_batched" not in result["results"][0]:  # scored before it existed
+            add_batched_timing(result, load_model(result_path.parent / (model + profile.suffix)
+                                                  / "model.safetensors"), profile, cache_dir)  # fmt: skip
+            result_path.write_text(json.dumps(result, indent=1))
+        return result
     base, warmup = VARIANTS.get(model, (model, 0.0))
     name = base + profile.suffix
     out = cache_dir / profile_name / (model + profile.suffix)
@@ -187,6 +194,7 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
         "results": [e.to_dict() for e in pooled],
         "training": asdict(config),
     }
+    add_batched_timing(result, trained, profile, cache_dir)
     result_path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -230,6 +238,51 @@ def report_path(profile_name: str) -> Path:
     return ROOT / "docs" / "benchmarks" / name
 
 
+def retime(result: dict, model, profile: Profile, cache: Path) -> None:
+    """Both relative times again, with nothing else running (--retime).
+
+    Scoring runs two models at a time on two cores, so its timings share
+    the machine with another model's training; here one process times one
+    model at a time. Same protocol: 100 evenly spread fields per slide one
+    per call, and batches of BATCH_TIMING.
+    """
+    from razn.evaluation import time_in_batches
+    from razn.training import open_labelled
+
+    thresholds = [r["threshold"] for r in result["results"]]
+    single = {t: [] for t in thresholds}
+    for path in slides_for(cache, profile, "test"):
+        times = time_in_batches(model, open_labelled(path, labels_of(path)),
+                                thresholds=thresholds, batch=1, fields=100)  # fmt: skip
+        for t in thresholds:
+            single[t] += times[t]
+    for r in result["results"]:
+        t = np.array(single[r["threshold"]])
+        r["relative_time"], r["relative_time_sd"] = float(t.mean()), float(t.std(ddof=1))
+        r["timed_fields"] = int(t.size)
+    add_batched_timing(result, model, profile, cache)
+    result["retimed"] = True
+
+
+def add_batched_timing(result: dict, model, profile: Profile, cache: Path) -> None:
+    """Relative time per field in batches of BATCH_TIMING (`time_in_batches`), per threshold."""
+    from razn.evaluation import time_in_batches
+    from razn.training import open_labelled
+
+    thresholds = [r["threshold"] for r in result["results"]]
+    pooled = {t: [] for t in thresholds}
+    for path in slides_for(cache, profile, "test"):
+        times = time_in_batches(model, open_labelled(path, labels_of(path)),
+                                thresholds=thresholds, batch=BATCH_TIMING)  # fmt: skip
+        for t in thresholds:
+            pooled[t] += times[t]
+    for r in result["results"]:
+        t = np.array(pooled[r["threshold"]])
+        r["relative_time_batched"] = float(t.mean())
+        r["relative_time_batched_sd"] = float(t.std(ddof=1))
+        r["timed_batches"] = int(t.size)
+
+
 def write_report(profile_name: str, results: dict, cache: Path, seconds: float) -> None:
     profile = PROFILES[profile_name]
     image = f"table1_{profile_name}.png"
@@ -243,8 +296,8 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
         "",
         *_describe_data(profile),
         "",
-        "| model | non-carcinoma IoU | carcinoma IoU | mIoU | weighted IoU | relative time | zoom fraction | paper: non-carc. | paper: carc. | paper: mIoU | paper: wIoU | paper: time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | non-carcinoma IoU | carcinoma IoU | mIoU | weighted IoU | relative time | relative time, batches | zoom fraction | paper: non-carc. | paper: carc. | paper: mIoU | paper: wIoU | paper: time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for model in MODELS:
         if model not in results:
@@ -253,10 +306,17 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
         p = PAPER.get(model, (None, None, None, None, "-"))
         lines.append(
             f"| {LABELS[model]} | {_f(r['non_carcinoma_iou'])} | {_f(r['carcinoma_iou'])} | "
-            f"{_f(r['miou'])} | {_f(r['weighted_iou'])} | {_time(r)} | "
+            f"{_f(r['miou'])} | {_f(r['weighted_iou'])} | {_time(r)} | {_time(r, '_batched')} | "
             f"{r['zoom_fraction']:.2f} | {' | '.join(map(_f, p[:4]))} | {p[4]} |"
         )
-    lines += ["", "Per-class IoU (threshold 0.5 for RAZN):", "",
+    lines += ["", "Relative time is per field against a Scale 1 net of the same width, mean ± sd: "
+              "one field per call (as the paper timed patches; 100 fields per held-out slide) "
+              f"and in batches of {BATCH_TIMING} fields (as the whole-slide engine runs them; 13 "
+              "batches per slide, spread over the tissue). CPU, one torch thread. "
+              + ("Timed after training, one model at a time with nothing else running "
+                 "(`--retime`)." if all(r.get("retimed") for r in results.values()) else
+                 "Timed while scoring, beside another model's training (noisy)."),
+              "", "Per-class IoU (threshold 0.5 for RAZN):", "",
               "| model | " + " | ".join(_at(results[MODELS[0]], 0.5)["per_class_iou"]) + " |",
               "|---|" + "---|" * 4]  # fmt: skip
     for model in MODELS:
@@ -267,12 +327,13 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
         if model not in results:
             continue
         lines += ["", f"{LABELS[model]}: threshold sweep", "",
-                  "| threshold | mIoU | non-carc. IoU | carc. IoU | zoom fraction | relative time |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| threshold | mIoU | non-carc. IoU | carc. IoU | zoom fraction | relative time | relative time, batches |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results[model]["results"]:
             lines.append(
                 f"| {r['threshold']} | {_f(r['miou'])} | {_f(r['non_carcinoma_iou'])} | "
-                f"{_f(r['carcinoma_iou'])} | {r['zoom_fraction']:.2f} | {_time(r)} |"
+                f"{_f(r['carcinoma_iou'])} | {r['zoom_fraction']:.2f} | {_time(r)} | "
+                f"{_time(r, '_batched')} |"
             )
     lines += ["", f"![mIoU against relative time](../images/{image})", ""]
     lines += floors(results, "Floors" if profile.data == "synthetic" else "Does zooming pay here?")
@@ -301,7 +362,18 @@ def floors(results: dict, title: str = "Floors") -> list[str]:
     ok = s2["miou"] > s1["miou"]
     out.append(f"- Scale 2 beats Scale 1: mIoU {s2['miou']:.3f} vs {s1['miou']:.3f}: "
                f"**{'met' if ok else 'NOT met'}**.")  # fmt: skip
-    budget = 0.6 * s2["relative_time"]
+    for key, how in (("relative_time", "one field per call"),
+                     ("relative_time_batched", f"batches of {BATCH_TIMING} fields")):  # fmt: skip
+        if s2.get(key) is None:
+            continue
+        out += ["", f"Time measured with {how}:", ""]
+        out += _razn_floor(results, s1, s2, key, ok)
+    return out
+
+
+def _razn_floor(results: dict, s1: dict, s2: dict, key: str, scale2_wins: bool) -> list[str]:
+    out = []
+    budget = 0.6 * s2[key]
     for model in ("razn", "razn-warmup"):
         if model not in results:
             continue
@@ -309,23 +381,28 @@ def floors(results: dict, title: str = "Floors") -> list[str]:
         r5 = _at(results[model], 0.5)
         out.append(
             f"- {LABELS[model]} at threshold 0.5: mIoU {r5['miou']:.3f} at relative time "
-            f"{r5['relative_time']:.2f}, zoom fraction {r5['zoom_fraction']:.2f} (Scale 2: "
-            f"{s2['miou']:.3f} at {s2['relative_time']:.2f}; 0.6 of its time is {budget:.2f})."
+            f"{r5[key]:.2f}, zoom fraction {r5['zoom_fraction']:.2f} (Scale 2: "
+            f"{s2['miou']:.3f} at {s2[key]:.2f}; 0.6 of its time is {budget:.2f})."
         )
-        fits = [r for r in rows if r["relative_time"] <= budget and r["miou"] >= s2["miou"]]
+        fits = [r for r in rows if r[key] <= budget and r["miou"] >= s2["miou"]]
         if fits:
             best = max(fits, key=lambda r: r["miou"])
             out.append(f"- {LABELS[model]} >= Scale 2's mIoU within 0.6 of its time: **met** at "
                        f"threshold {best['threshold']} (mIoU {best['miou']:.3f}, time "
-                       f"{best['relative_time']:.2f}).")  # fmt: skip
-            if not ok:
+                       f"{best[key]:.2f}).")  # fmt: skip
+            if not scale2_wins:
                 out.append(f"  This is vacuous: Scale 2 is below Scale 1, so {LABELS[model]} "
                            "passes by not zooming (Scale 1's net plus a policy).")  # fmt: skip
         else:
             best = max(rows, key=lambda r: r["miou"])
             out.append(f"- {LABELS[model]} >= Scale 2's mIoU within 0.6 of its time: **NOT met** "
                        f"at any threshold of the sweep (its best mIoU: {best['miou']:.3f} at "
-                       f"threshold {best['threshold']}, time {best['relative_time']:.2f}).")  # fmt: skip
+                       f"threshold {best['threshold']}, time {best[key]:.2f}).")  # fmt: skip
+        near = [r for r in rows if r[key] <= budget]
+        if near and not fits:
+            best = max(near, key=lambda r: r["miou"])
+            out.append(f"  Within 0.6 of Scale 2's time its best is mIoU {best['miou']:.3f} "
+                       f"(threshold {best['threshold']}, time {best[key]:.2f}).")  # fmt: skip
     return out
 
 
@@ -338,26 +415,30 @@ def plot(results: dict, path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no plot (pip install napari-razn[benchmarks])")
         return
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for model in MODELS:
-        if model not in results:
-            continue
-        rows = results[model]["results"]
-        if model.startswith("razn"):
-            colour = "#D32F2F" if model == "razn" else "#7B1FA2"
-            ax.plot([r["relative_time"] for r in rows], [r["miou"] for r in rows], "-o",
-                    ms=3, color=colour, label=f"{LABELS[model]} (threshold sweep)")  # fmt: skip
-            r = _at(results[model], 0.5)
-            ax.plot(r["relative_time"], r["miou"], "*", ms=12, color=colour,
-                    label=f"{LABELS[model]}, threshold 0.5")  # fmt: skip
-        else:
-            r = rows[0]
-            ax.plot(r["relative_time"], r["miou"], "s", ms=7, label=LABELS[model],
-                    color=BASELINE_COLOURS[model])  # fmt: skip
-    ax.set_xlabel("inference time relative to Scale 1")
-    ax.set_ylabel("mIoU (held-out slides)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    keys = [("relative_time", "one field per call")]
+    if all(_at(r, 0.5).get("relative_time_batched") is not None for r in results.values()):
+        keys.append(("relative_time_batched", f"batches of {BATCH_TIMING} fields"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    for ax, (key, how) in zip(axes[0], keys, strict=True):
+        for model in MODELS:
+            if model not in results:
+                continue
+            rows = results[model]["results"]
+            if model.startswith("razn"):
+                colour = "#D32F2F" if model == "razn" else "#7B1FA2"
+                ax.plot([r[key] for r in rows], [r["miou"] for r in rows], "-o",
+                        ms=3, color=colour, label=f"{LABELS[model]} (threshold sweep)")  # fmt: skip
+                r = _at(results[model], 0.5)
+                ax.plot(r[key], r["miou"], "*", ms=12, color=colour,
+                        label=f"{LABELS[model]}, threshold 0.5")  # fmt: skip
+            else:
+                r = rows[0]
+                ax.plot(r[key], r["miou"], "s", ms=7, label=LABELS[model],
+                        color=BASELINE_COLOURS[model])  # fmt: skip
+        ax.set_xlabel(f"inference time relative to Scale 1 ({how})")
+        ax.set_ylabel("mIoU (held-out slides)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -371,10 +452,12 @@ def _f(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _time(r: dict) -> str:
-    if r.get("relative_time_sd") is None:
-        return _f(r["relative_time"])
-    return f"{r['relative_time']:.2f} ± {r['relative_time_sd']:.2f}"
+def _time(r: dict, kind: str = "") -> str:
+    """Relative time ('' one field per call, '_batched' in batches), mean ± sd."""
+    mean, sd = r.get(f"relative_time{kind}"), r.get(f"relative_time{kind}_sd")
+    if sd is None:
+        return _f(mean)
+    return f"{mean:.2f} ± {sd:.2f}"
 
 
 def main() -> None:
@@ -385,6 +468,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=MODELS, help="train and score only these")
     parser.add_argument("--demo-out", help="also copy a trained RAZN here (the demo model)")
     parser.add_argument("--demo-from", choices=("razn", "razn-warmup"), default="razn")
+    parser.add_argument("--retime", action="store_true",
+                        help="time the scored models again, one at a time, in this process")  # fmt: skip
     args = parser.parse_args()
     start = time.time()
     cache = Path(args.cache)
@@ -407,6 +492,16 @@ def main() -> None:
         path = cache / args.profile / f"{model}.json"
         if path.exists():
             results[model] = json.loads(path.read_text())
+            if args.retime and not results[model].get("retimed"):
+                import torch
+
+                from razn.models import load_model
+
+                torch.set_num_threads(1)
+                run = cache / args.profile / (model + profile.suffix) / "model.safetensors"
+                retime(results[model], load_model(run), profile, cache)
+                path.write_text(json.dumps(results[model], indent=1))
+                print(f"{model}: retimed ({time.time() - start:.0f} s)", flush=True)
     write_report(args.profile, results, cache, time.time() - start)
     if args.demo_out:
         run = cache / args.profile / (args.demo_from + profile.suffix)

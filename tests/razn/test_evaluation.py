@@ -17,6 +17,7 @@ from razn.evaluation import (
     field_grid,
     iou_per_class,
     scores,
+    time_in_batches,
 )
 from razn.models import build_model, save_checkpoint
 from razn.models.normalise import to_views
@@ -92,6 +93,23 @@ def test_relative_time_is_measured_against_scale1(labelled):
     assert report["timed_fields"] == 12
     assert report["relative_time"] > 0 and report["relative_time_sd"] >= 0
     assert report["zoom_fraction"] == 1.0  # Scale 2 reads every field at the fine level
+
+
+def test_batched_timing_gives_one_ratio_per_group_and_threshold(labelled, monkeypatch):
+    import razn.evaluation as evaluation
+
+    model = build_model("razn-small")
+    calls = []
+    real = evaluation._timed
+    monkeypatch.setattr(
+        evaluation, "_timed", lambda m, v, t: calls.append(len(v[0])) or real(m, v, t)
+    )
+    times = time_in_batches(model, labelled, thresholds=(0.0, 1.0), batch=4, fields=13)
+    assert set(times) == {0.0, 1.0}
+    assert [len(v) for v in times.values()] == [3, 3]  # 13 fields: 3 whole groups of 4
+    assert all(r > 0 for v in times.values() for r in v)
+    # Warm-up, then per group: the reference and the model at each threshold.
+    assert calls == [4] * (2 + 3 * 3)
 
 
 def test_cli_evaluate_json(tiny, tmp_path, capsys):

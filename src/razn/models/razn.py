@@ -76,29 +76,31 @@ class RAZN(nn.Module):
 
     def _predict(self, x, read_finer, level: int, threshold: float, p=None) -> Prediction:
         m, r = self.config.zoom_levels, self.config.zoom_rate
-        size = x.shape[-1] * r ** (m - level)
         if level == m:
             probs = torch.softmax(self.segmenters[level](x).float(), dim=1)
             return Prediction(_upsample(probs, r ** (m - level)), patches=x.shape[0])
         if p is None:
             p = torch.sigmoid(self.policies[level](x).float())
         zoomed = p > threshold
-        out = x.new_empty((x.shape[0], self.config.num_classes, size, size), dtype=torch.float32)
-        patches = 0
+        kept, index = (~zoomed).nonzero().squeeze(1), zoomed.nonzero().squeeze(1)
         # The paper's inference: a field is segmented by f_level or by the
         # finer nets, never both, so zooming costs r*r fine patches instead of
         # adding them to the coarse one.
-        kept = (~zoomed).nonzero().squeeze(1)
+        coarse = fine = None
         if kept.numel():
-            probs = torch.softmax(self.segmenters[level](x[kept]).float(), dim=1)
-            out[kept] = _upsample(probs, r ** (m - level))
-            patches += kept.numel()
-        if zoomed.any():
-            index = zoomed.nonzero().squeeze(1)
+            part = x if not index.numel() else x[kept]
+            probs = torch.softmax(self.segmenters[level](part).float(), dim=1)
+            coarse = _upsample(probs, r ** (m - level))
+        if index.numel():
             finer = [split_patches(v, r) for v in read_finer(index)]
             sub = self._predict(finer[0], _take_from(finer[1:]), level + 1, threshold)
-            out[index] = merge_patches(sub.probs, r).to(out.dtype)
-            patches += sub.patches
+            fine = merge_patches(sub.probs, r).float()
+        if fine is None or coarse is None:  # one kind only: no mixing copy
+            out = coarse if fine is None else fine
+        else:
+            out = coarse.new_empty((x.shape[0], *coarse.shape[1:]))
+            out[kept], out[index] = coarse, fine
+        patches = kept.numel() + (sub.patches if fine is not None else 0)
         return Prediction(out, p, zoomed, patches)
 
 

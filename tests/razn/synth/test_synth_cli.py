@@ -31,6 +31,7 @@ def test_writes_three_files(tmp_path, capsys):
         ),
         (["--size", "500x500", "--seed", "1", "--mpp", "-1"], "mpp must be"),
         (["--size", "500x500", "--seed", "1", "--label-noise", "-2"], "label noise"),
+        (["--size", "500x500", "--seed", "1", "--lesion-fraction", "0.9"], "lesion fraction"),
         (["--size", "500x500", "--seed", "1", "--workers", "0"], "--workers"),
     ],
 )

@@ -230,3 +230,16 @@ def test_label_noise_moves_boundaries_only():
         boundary |= region ^ ndimage.binary_erosion(region)
     near = ndimage.binary_dilation(boundary, iterations=9)
     assert not (changed & ~near).any()
+
+
+def test_lesion_fraction_sets_how_much_tissue_is_lesion():
+    def lesion_share(fraction):
+        layout = Layout.build(SlideSpec(8192, 8192, 3, lesion_fraction=fraction))
+        grid = layout.label_grid(32)
+        tissue = layout.tissue_grid(
+            (np.arange(grid.shape[1]) + 0.5) * 32, (np.arange(grid.shape[0]) + 0.5) * 32
+        )
+        return (grid[tissue > 0] > NORMAL).mean()
+
+    low, high = lesion_share(0.15), lesion_share(0.4)
+    assert 0.05 < low < 0.25 and high > 1.5 * low
