@@ -505,15 +505,33 @@ def main() -> None:
     write_report(args.profile, results, cache, time.time() - start)
     if args.demo_out:
         run = cache / args.profile / (args.demo_from + profile.suffix)
-        export_demo(run, results[args.demo_from], args.demo_out)
+        export_demo(run, results[args.demo_from], args.demo_out, profile, cache)
 
 
-def export_demo(run: Path, result: dict, out: str) -> None:
+def choose_threshold(model, profile: Profile, cache: Path) -> tuple[float, list[dict]]:
+    """The demo's operating point, chosen on a TRAINING slide, never the held-out ones.
+
+    The largest threshold (least zooming) whose mIoU is within 0.01 of the
+    sweep's best: accuracy first, then speed.
+    """
+    from razn.evaluation import evaluate
+    from razn.training import open_labelled
+
+    path = slides_for(cache, profile, "train")[0]
+    sweep = [e.to_dict() for e in evaluate(model, open_labelled(path, labels_of(path)),
+                                           thresholds=THRESHOLDS, timing_fields=0)]  # fmt: skip
+    best = max(r["miou"] for r in sweep)
+    chosen = max(r["threshold"] for r in sweep if r["miou"] >= best - 0.01)
+    return chosen, sweep
+
+
+def export_demo(run: Path, result: dict, out: str, profile: Profile, cache: Path) -> None:
     """Save the trained RAZN as the demo model, with what it was trained on and how good it is."""
     from razn.models import load_model, save_checkpoint
 
     model = load_model(run / "model.safetensors")
-    held_out = _at(result, 0.5)
+    threshold, sweep = choose_threshold(model, profile, cache)
+    held_out = _at(result, threshold)
     training = {
         **model.training_record,
         "data": "synthetic slides from razn.synth.generate_slide, training seeds "
@@ -521,6 +539,7 @@ def export_demo(run: Path, result: dict, out: str) -> None:
         "held_out": {
             k: held_out[k]
             for k in (
+                "threshold",
                 "miou",
                 "per_class_iou",
                 "non_carcinoma_iou",
@@ -528,11 +547,16 @@ def export_demo(run: Path, result: dict, out: str) -> None:
                 "zoom_fraction",
             )
         },  # fmt: skip
-        "default_threshold": 0.5,
+        "default_threshold": threshold,
+        "default_threshold_rule": "the largest threshold whose mIoU on training slide "
+        f"{slides_for(cache, profile, 'train')[0].name} is within 0.01 of the best of the sweep",
+        "training_slide_sweep": [
+            {k: r[k] for k in ("threshold", "miou", "zoom_fraction")} for r in sweep
+        ],
         "intended_use": "demonstration only; not for diagnosis",
     }
     save_checkpoint(model, out, training=training)
-    print(f"demo model written to {out}")
+    print(f"demo model written to {out} (default threshold {threshold})")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ def add_arguments(parser) -> None:
         help="label-grid TIFF, QuPath GeoJSON, ImageScope XML or ASAP XML",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="RAZN zooms where p > threshold"
+        "--threshold",
+        type=float,
+        help="RAZN zooms where p > threshold (default: the model's own, else 0.5)",
     )
     parser.add_argument(
         "--unannotated",
@@ -65,10 +67,12 @@ def run(args) -> int:
 
     from razn.classes import NORMAL, UNLABELLED
     from razn.evaluation import iter_evaluate
-    from razn.models import load_model
+    from razn.models import default_threshold, load_model
     from razn.training import open_labelled
 
     model = load_model(args.model)
+    if args.threshold is None:
+        args.threshold = default_threshold(model)
     fill = NORMAL if args.unannotated == "normal" else UNLABELLED
     labelled = open_labelled(args.slide, args.labels, mpp=args.mpp, unannotated=fill)
     steps = iter_evaluate(

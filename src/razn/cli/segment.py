@@ -23,8 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="zoom in where p > T: 1 never zooms (fastest), 0 always (default 0.5)",
+        help="zoom in where p > T: 1 never zooms (fastest), 0 always (default: the "
+        "threshold the model was tuned for, else 0.5)",
     )
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per model call")
@@ -40,6 +40,10 @@ def run(args) -> int:
 
     from razn.errors import RaznError
 
+    if args.threshold is None:
+        from razn.models import default_threshold
+
+        args.threshold = default_threshold(args.model)
     if not 0 <= args.threshold <= 1:
         raise RaznError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if args.batch_size < 1:

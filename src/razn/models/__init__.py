@@ -8,6 +8,7 @@
 from razn.models.build import build_model
 from razn.models.checkpoint import (
     CheckpointError,
+    default_threshold,
     load_model,
     read_metadata,
     save_checkpoint,
@@ -26,6 +27,7 @@ __all__ = [
     "SegmentationNet",
     "ZoomPolicy",
     "build_model",
+    "default_threshold",
     "get_config",
     "list_configs",
     "load_model",

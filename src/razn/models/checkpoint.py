@@ -96,6 +96,32 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     return model.to(device).eval()
 
 
+#: Where a checkpoint names no operating point: zoom where p > 0.5.
+FALLBACK_THRESHOLD = 0.5
+
+
+def default_threshold(model) -> float:
+    """The zoom threshold a checkpoint was tuned for, else 0.5.
+
+    `model` is a loaded model, a bundled name ("demo") or a checkpoint path.
+
+    A policy's p is not calibrated (training only ranks where zooming pays),
+    so the useful threshold differs between models; a checkpoint may carry
+    the one its trainer chose (`training["default_threshold"]`), and the
+    CLI and the panel start from it.
+    """
+    if isinstance(model, (str, os.PathLike)):  # a name or file: read the header only
+        record = read_metadata(_resolve(model))["training"] or {}
+    else:
+        record = getattr(model, "training_record", None) or {}
+    value = record.get("default_threshold", FALLBACK_THRESHOLD)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return FALLBACK_THRESHOLD
+    return value if 0.0 <= value <= 1.0 else FALLBACK_THRESHOLD
+
+
 def _check_fit(path: Path, model, tensors: dict, config: ModelConfig) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

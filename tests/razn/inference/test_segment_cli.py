@@ -160,3 +160,22 @@ def test_large_grids_are_traced_in_bands(slide_path, checkpoint, tmp_path, capsy
         json.loads((o / "ellipse.geojson").read_text())["features"] for o in (whole, banded)
     ]
     assert len(features[0]) == len(features[1])
+
+
+def test_the_threshold_defaults_to_the_models_own(slide_path, model, tmp_path, capsys):
+    from razn.models import default_threshold, save_checkpoint
+
+    tuned = save_checkpoint(model, tmp_path / "tuned.safetensors",
+                            training={"default_threshold": 0.3})  # fmt: skip
+    plain = save_checkpoint(model, tmp_path / "plain.safetensors")
+    assert default_threshold(tuned) == 0.3 and default_threshold(plain) == 0.5
+    for path, expected in ((tuned, 0.3), (plain, 0.5)):
+        out = tmp_path / path.stem
+        assert main(["segment", str(slide_path), "--model", str(path), "--out", str(out)]) == 0
+        store = SegmentationStore.open(out / "ellipse.razn.zarr")
+        assert store.group.attrs["threshold"] == expected
+    # An explicit --threshold wins.
+    out = tmp_path / "explicit"
+    args = ["segment", str(slide_path), "--model", str(tuned), "--out", str(out)]
+    assert main([*args, "--threshold", "0.7"]) == 0
+    assert SegmentationStore.open(out / "ellipse.razn.zarr").group.attrs["threshold"] == 0.7
