@@ -1,12 +1,14 @@
 """Whole-slide inference: RAZN against Scale 1 / Scale 2, tissue area, nets, workers.
 
     python benchmarks/inference.py [--model demo] [--workdir /tmp/razn-inference]
-        [--large SLIDE] [--skip-cluster]
+        [--large SLIDE] [--skip-cluster] [--baseline "Scale 2=CHECKPOINT" ...]
 
 1. One held-out synthetic slide (razn synth, seed 1001): the same RAZN model
-   at thresholds 1.0 (never zooms: the Scale 1 path), 0.5 and 0.0 (always
-   zooms: the Scale 2 path), run through `segment_slide` side by side; wall
-   time of the engine and mIoU against the slide's ground truth.
+   at thresholds 1.0 (never zooms: the Scale 1 path), its own tuned
+   threshold, 0.5 and 0.0 (always zooms: the Scale 2 path), and any
+   --baseline models (e.g. Table 1's Scale 1 and Scale 2), run through
+   `segment_slide` side by side; wall time of the engine and mIoU against
+   the slide's ground truth.
 2. Time against tissue area: the same generator settings at 30 % and 70 %
    tissue (70 % is the generator's maximum).
 3. Patches per second of each net of the model on this CPU.
@@ -121,16 +123,20 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=8192, help="side of the test slides")
     parser.add_argument("--large", type=Path, help="a large slide for the peak-memory run")
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--baseline", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="also run a baseline model on the test slide (repeatable), "
+                        "e.g. 'Scale 2=/tmp/razn-table1/quick/scale2-small/model.safetensors'")  # fmt: skip
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     import torch
 
-    from razn.models import load_model
+    from razn.models import default_threshold, load_model
     from razn.synth import companion_paths
 
     torch.set_num_threads(2)
     model = load_model(args.model)
+    tuned = default_threshold(model)
     classes = model.config.classes
     report = {}
 
@@ -139,7 +145,7 @@ def main() -> int:
         "\n| run | zoom fraction | engine seconds | relative to threshold 0 | mIoU |\n|---|---|---|---|---|"
     )
     rows = {}
-    for threshold in (0.0, 0.5, 1.0):
+    for threshold in sorted({0.0, tuned, 0.5, 1.0}):
         summary = run_slide(test, model, args.workdir / f"t{threshold}", threshold)
         miou = miou_against_truth(
             Path(summary["outputs"]["store"]), companion_paths(test)[1], classes
@@ -149,18 +155,28 @@ def main() -> int:
     for threshold, (summary, miou) in rows.items():
         label = {0.0: "always zoom (Scale 2 path)", 1.0: "never zoom (Scale 1 path)"}.get(
             threshold, f"RAZN, threshold {threshold}"
-        )
+        ) + (" (the model's own threshold)" if threshold == tuned else "")
         print(
             f"| {label} | {summary['zoom_fraction']:.2f} | {summary['seconds']:.1f} | "
             f"{summary['seconds'] / base:.2f} | {miou:.3f} |",
             flush=True,
         )
     report["thresholds"] = {str(t): {"summary": s, "miou": m} for t, (s, m) in rows.items()}
+    for spec in args.baseline:
+        name, _, path = spec.partition("=")
+        summary = run_slide(test, load_model(path), args.workdir / f"baseline-{name}", 0.5)
+        miou = miou_against_truth(
+            Path(summary["outputs"]["store"]), companion_paths(test)[1], classes
+        )
+        report[f"baseline {name}"] = {"summary": summary, "miou": miou}
+        print(f"| {name} (its own model) | {summary['zoom_fraction']:.2f} | "
+              f"{summary['seconds']:.1f} | {summary['seconds'] / base:.2f} | {miou:.3f} |",
+              flush=True)  # fmt: skip
 
-    print("\n| tissue | tissue tiles | engine seconds (threshold 0.5) |\n|---|---|---|")
+    print(f"\n| tissue | tissue tiles | engine seconds (threshold {tuned}) |\n|---|---|---|")
     for fraction in (0.3, 0.7):
         slide = make_slide(args.workdir, f"tissue-{fraction}", 2001, args.size, tissue=fraction)
-        summary = run_slide(slide, model, args.workdir / f"area{fraction}", 0.5)
+        summary = run_slide(slide, model, args.workdir / f"area{fraction}", tuned)
         report[f"tissue_{fraction}"] = summary
         print(
             f"| {fraction:.0%} | {summary['tissue_tiles']} | {summary['seconds']:.1f} |",
@@ -181,7 +197,7 @@ def main() -> int:
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
             start = time.perf_counter()
-            settings = {"threshold": 0.5, "device": "cpu"}
+            settings = {"threshold": tuned, "device": "cpu"}
             results = list(segment_on_cluster(slides, args.model, out, settings, workers=workers))
             seconds = time.perf_counter() - start
             assert all("error" not in r for r in results), results
