@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from razn.cli import main
 from razn.errors import RaznError
-from razn.models import get_config, load_model
+from razn.models import build_model, get_config, load_model
 from razn.training import (
     FieldPool,
     FieldSampler,
@@ -143,3 +143,26 @@ def test_a_run_resumes_on_another_device(labelled, tmp_path, first, then):
     model = load_model(tmp_path / "model.safetensors")
     assert model.training_record["device"] == then
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_two_zoom_levels_train_and_every_net_learns(labelled, tmp_path):
+    # m = 2 (the paper's future work): fields read at 1, 0.5 and 0.25 um/px,
+    # two policies, three segmentation nets, Algorithm 1 on each adjacent pair.
+    config_m2 = get_config("razn-m2-small")
+    pool = FieldSampler([labelled], config_m2, balanced=True).sample(4, np.random.default_rng(0))
+    assert [im.shape[-2] for im in pool.images] == [128, 256, 512]
+    torch.manual_seed(1)  # as `train` seeds itself: the same initial weights
+    start = build_model(config_m2)
+    config = TrainingConfig("razn-m2-small", iterations=6, batch_size=2, lr=3e-3, log_every=2,
+                            checkpoint_every=3, seed=1, device="cpu")  # fmt: skip
+    for _ in train(config, FieldPool(pool), tmp_path):
+        pass
+    rows = _rows(tmp_path / "metrics.jsonl")
+    assert {"zoom_p_1", "zoom_p_2", "loss_0", "loss_1_fine", "loss_2_fine"} <= set(rows[-1])
+    assert all(np.isfinite(v) for row in rows for v in row.values() if isinstance(v, float))
+    trained = load_model(tmp_path / "model.safetensors")
+    assert trained.config.zoom_levels == 2
+    before, after = start.state_dict(), trained.state_dict()
+    for net in ("segmenters.0", "segmenters.1", "segmenters.2", "policies.0", "policies.1"):
+        moved = [k for k in after if k.startswith(net) and not torch.equal(before[k], after[k])]
+        assert moved, f"{net} never learnt"
