@@ -70,9 +70,9 @@ def add_classes_layer(viewer, session, classes=DEFAULT_CLASSES):
     return layer
 
 
-def add_zoom_layers(viewer, session):
-    grid = session.grid
-    heatmap = viewer.add_image(
+def add_zoom_heatmap(viewer, session):
+    """The policy's p per tile (hidden until asked for)."""
+    return viewer.add_image(
         session.zoom_p,
         name=ZOOM_LAYER,
         colormap="inferno",
@@ -80,19 +80,22 @@ def add_zoom_layers(viewer, session):
         opacity=0.45,
         visible=False,
         units=_units(session),
-        **placement(grid.tile_size, session.mpp),
+        **placement(session.grid.tile_size, session.mpp),
     )
-    outlines = viewer.add_shapes(
+
+
+def add_zoomed_outlines(viewer, session):
+    """An outline around each zoomed tile (hidden until asked for)."""
+    return viewer.add_shapes(
         zoomed_rectangles(session),
         shape_type="rectangle",
         name=ZOOMED_LAYER,
         edge_color="white",
         face_color="transparent",
-        edge_width=2 * grid.downsample * (session.mpp or 1.0),
+        edge_width=2 * session.grid.downsample * (session.mpp or 1.0),
         visible=False,
         units=_units(session),
     )
-    return heatmap, outlines
 
 
 def _units(session) -> tuple[str, str]:

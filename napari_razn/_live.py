@@ -6,13 +6,30 @@ stops at its next tile, and tiles already done stay done in the session,
 so nothing finished is lost or recomputed. Results reach the layers on the
 GUI thread through the worker's `yielded` signal; applying one is a few
 small array writes and a partial redraw, never a full one.
+
+Results are applied in slices of at most `APPLY_BUDGET_S` of GUI time per
+event-loop turn. The engine yields a slide's glass tiles all at once, at
+the start of a run (tens of tiles on the sample, thousands on a large
+slide), and applied as they came they held the GUI thread for the whole
+burst, with no repaint in between.
+
+A run can be held (`start(..., hold=True)`, then `release()`): it counts as
+running, but its worker starts only when released, so that the GUI
+thread's own work (adding the layers the results go to) neither competes
+with the engine for the interpreter nor has results queue up behind it.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
+
+#: Most GUI-thread time spent applying results in one event-loop turn (s).
+APPLY_BUDGET_S = 0.015
 
 
 def view_region(layer, downsamples) -> tuple[float, float, float, float] | None:
@@ -46,6 +63,13 @@ class SegmentationRunner:
         self._on_result, self._on_done, self._on_error = on_result, on_done, on_error
         self.worker = None
         self._stop = None  # the running worker's own stop flag
+        self._held = False  # the worker waits for `release`
+        self._worker_done = False  # it finished; its last results may still be queued
+        self._queue = deque()  # results received, not applied yet
+        self._drain_timer = QTimer()
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.setInterval(0)
+        self._drain_timer.timeout.connect(self._drain)
         self.total = 0
         self.finished = 0
 
@@ -53,7 +77,7 @@ class SegmentationRunner:
     def running(self) -> bool:
         return self.worker is not None
 
-    def start(self, slide, model, tiles, threshold, device) -> None:
+    def start(self, slide, model, tiles, threshold, device, *, hold: bool = False) -> None:
         self.cancel()
         if not tiles:
             self._on_done()
@@ -79,23 +103,53 @@ class SegmentationRunner:
         worker.finished.connect(lambda w=worker: self._finished(w))
         worker.errored.connect(self._on_error)
         self.worker = worker
-        worker.start()
+        self._held = hold
+        if not hold:
+            worker.start()
+
+    def release(self) -> None:
+        """Start the worker of a held run (nothing if none is held)."""
+        if self.worker is not None and self._held:
+            self._held = False
+            self.worker.start()
 
     def _yielded(self, result) -> None:
-        self.finished += 1
-        self._on_result(result)
+        self._queue.append(result)
+        if not self._drain_timer.isActive():
+            self._drain_timer.start()
+
+    def _drain(self) -> None:
+        """Apply queued results for up to `APPLY_BUDGET_S`; the rest next turn."""
+        end = time.perf_counter() + APPLY_BUDGET_S
+        while self._queue and time.perf_counter() < end:
+            self.finished += 1
+            self._on_result(self._queue.popleft())
+        if self._queue:
+            self._drain_timer.start()
+        elif self._worker_done:
+            self._complete()
 
     def _finished(self, worker) -> None:
         if worker is self.worker:
-            self.worker = None
-            self._on_done()
+            self._worker_done = True
+            if not self._queue:  # else the last drain completes the run
+                self._complete()
+
+    def _complete(self) -> None:
+        self.worker, self._worker_done = None, False
+        self._on_done()
 
     def cancel(self) -> None:
-        """Stop the running worker at its next tile; finished tiles stay."""
+        """Stop the running worker at its next tile; finished tiles stay.
+
+        Results already received are still applied (they are finished tiles).
+        """
         if self.worker is not None:
             self._stop[0] = True
             self.worker.quit()
             self.worker = None
+            self._held = False  # a held worker is dropped, never started
+            self._worker_done = False
 
     @property
     def progress(self) -> float:

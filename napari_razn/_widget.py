@@ -5,12 +5,15 @@ it without clicking. It holds no segmentation logic: the engine
 (`razn.inference`), the session (`razn.session`) and the layers
 (`_layers`) do the work; this module wires them to buttons, the camera and
 napari's notifications. Long work never runs on the GUI thread: the
-tissue fraction and the engine run in workers (`_live`), session saves in
-a thread, and results arrive tile by tile.
+tissue fraction and the engine run in workers (`_live`), the model is
+loaded ahead in one (`warm_up`), session saves run in a thread, results
+arrive tile by tile, and a new session's layers are added one per
+event-loop turn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -38,16 +41,51 @@ if TYPE_CHECKING:
 FOLLOW_DEBOUNCE_MS = 300
 #: Quiet time after the last change before the session is saved (ms).
 AUTOSAVE_DEBOUNCE_MS = 1500
+#: Quiet time after a slide is shown or the model field changes before the
+#: first run's one-off work starts in the background (`warm_up`) (ms).
+WARM_DEBOUNCE_MS = 500
 #: Optimiser steps of "Improve the model from my corrections".
 FINETUNE_ITERATIONS = 60
 
+# A click waits for a load the panel started ahead, rather than loading twice.
+_model_lock = threading.Lock()
 
-@lru_cache(maxsize=4)
+
 def cached_model(reference: str):
     """Models are loaded once per reference ("demo" or a checkpoint path)."""
+    with _model_lock:
+        return _load_model(reference)
+
+
+@lru_cache(maxsize=4)
+def _load_model(reference: str):
     from razn.models import load_model
 
     return load_model(reference)
+
+
+def warm_up(reference: str) -> None:
+    """Worker body: the first run's one-off work, done ahead off the GUI thread.
+
+    Measured on the GUI thread at the first run after opening a slide: the
+    imports napari makes when the first Labels and Shapes layers are added
+    (pandas for layer features; skimage's colour conversions, and scipy,
+    for label colours: 0.3-0.4 s together here), vispy's dash atlas, built
+    by a numpy loop when the first line visual is made (0.1-0.2 s), and
+    loading and hashing the model (the hash alone ~0.1 s for a paper-sized
+    checkpoint). Errors are left for the run itself to meet and report.
+    """
+    with contextlib.suppress(Exception):
+        import pandas  # noqa: F401
+        from skimage.color import colorconv  # noqa: F401  (and scipy.linalg)
+        from vispy.visuals.line.dash_atlas import DashAtlas
+
+        DashAtlas()
+    with contextlib.suppress(Exception):
+        import razn.inference.engine  # noqa: F401  (the run's worker imports it)
+        from razn.inference.store import model_identity
+
+        model_identity(cached_model(reference))
 
 
 def devices_found() -> list[str]:
@@ -64,16 +102,22 @@ class RaznWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._tissue_worker = None
+        self._warm_worker = None
         self._finetune_worker = None
+        self._pending_layers = []  # (session, add) of layers not added yet
+        self._threshold_of = None  # the model whose own threshold the slider last took
         self.slide = None  # razn.Slide of the chosen layer, opened on demand
         self._shown_path = None  # the slide the panel shows
         self.session = None
         self.classes_layer = self.zoom_layer = self.zoomed_layer = None
         self._save_lock = threading.Lock()
         self._build()
+        self._use_model_threshold()
         self.runner = SegmentationRunner(self._apply_result, self._run_done, self._run_failed)
         self._follow_timer = _single_shot(FOLLOW_DEBOUNCE_MS, self.segment_view)
         self._save_timer = _single_shot(AUTOSAVE_DEBOUNCE_MS, self.save_session)
+        self._warm_timer = _single_shot(WARM_DEBOUNCE_MS, self._warm_up)
+        self._layer_timer = _single_shot(0, self._add_next_layer)
         self._viewer.layers.events.inserted.connect(self._refresh_choices)
         self._viewer.layers.events.removed.connect(self._refresh_choices)
         camera = _camera(self._viewer)
@@ -149,6 +193,7 @@ class RaznWidget(Container):
         self.export_button.changed.connect(self.export_geojson)
         self.export_corrections_button.changed.connect(self.export_corrections)
         self.improve_button.changed.connect(self.improve_model)
+        self.model_input.changed.connect(lambda _value: self._model_changed())
 
     # -- the slide --------------------------------------------------------------
     def _slide_choices(self, _widget=None) -> list:
@@ -168,6 +213,7 @@ class RaznWidget(Container):
     def show_slide(self, _value=None) -> None:
         self.cancel()
         self.slide, self.session = None, None
+        self._pending_layers = []  # they were the previous slide's
         layer = self.slide_layer
         self._shown_path = _slide_path(layer)
         if layer is None:
@@ -194,6 +240,7 @@ class RaznWidget(Container):
             self._measure_tissue(layer)
         else:
             self.tissue_label.value = f"{facts['tissue_fraction']:.1%} of the slide"
+        self._warm_timer.start()  # while the user looks at the slide
         self._restore_session()
 
     def _fact_labels(self):
@@ -242,8 +289,53 @@ class RaznWidget(Container):
         return self.slide
 
     # -- the session --------------------------------------------------------------
+    def _model_reference(self) -> str:
+        return self.model_input.value.strip() or "demo"
+
     def _model(self):
-        return cached_model(self.model_input.value.strip() or "demo")
+        return cached_model(self._model_reference())
+
+    def _model_changed(self) -> None:
+        self._use_model_threshold()
+        self._warm_timer.start()
+
+    def _use_model_threshold(self) -> None:
+        """When the model changes, start the slider at the model's own threshold.
+
+        A policy's p is not calibrated, so each checkpoint may carry the
+        threshold it was tuned for (the demo's is 0.05; others get 0.5). Only
+        the checkpoint's header is read; a path still being typed is skipped.
+        """
+        from razn.errors import RaznError
+        from razn.models import default_threshold
+
+        reference = self._model_reference()
+        if reference == self._threshold_of:
+            return  # the user's own setting stands until the model changes
+        try:
+            value = default_threshold(reference)
+        except (RaznError, OSError, ValueError):
+            return
+        self._threshold_of = reference
+        self.threshold.value = value
+
+    def _warm_up(self) -> None:
+        """The first run's one-off work, in a worker ahead of it (`warm_up`)."""
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(warm_up, self._model_reference())
+        worker.finished.connect(lambda w=worker: self._warmed(w))
+        self._warm_worker = worker
+        worker.start()
+
+    def _warmed(self, worker) -> None:
+        if worker is self._warm_worker:
+            self._warm_worker = None
+
+    @property
+    def warming(self) -> bool:
+        """Whether the first run's one-off work is still being done ahead (`warm_up`)."""
+        return self._warm_timer.isActive() or self._warm_worker is not None
 
     def _settings(self, model) -> dict:
         from razn.inference.store import model_identity
@@ -285,18 +377,70 @@ class RaznWidget(Container):
         return True
 
     def _show_session(self, session) -> None:
-        for layer in (self.classes_layer, self.zoom_layer, self.zoomed_layer):
-            if layer is not None and layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
+        self._remove_layers()
         self.session = session
-        self.zoom_layer, self.zoomed_layer = _layers.add_zoom_layers(self._viewer, session)
-        self.classes_layer = _layers.add_classes_layer(self._viewer, session)
+        self._update_summary()
+        # Adding a napari layer is 40-120 ms of GUI-thread work (its vispy
+        # visual, overlays and Qt controls), hidden or not; the three in one
+        # go were the first run's stall. One per event-loop turn instead, the
+        # hidden zoom layers first, so the order is as before and the classes
+        # layer, added last, becomes the active one. A run asked for
+        # meanwhile is held until they are in (`_start`).
+        adds = (self._add_zoom_heatmap, self._add_zoomed_outlines, self._add_classes_layer)
+        self._pending_layers = [(session, add) for add in adds]
+        self._layer_timer.start()
+
+    def _add_next_layer(self) -> None:
+        self._add_pending_layer()
+        if self._pending_layers:
+            self._layer_timer.start()
+        else:
+            self.runner.release()
+
+    def _finish_layers(self) -> None:
+        """Add the session's layers still pending now, and let a held run go."""
+        while self._pending_layers:
+            self._add_pending_layer()
+        self.runner.release()
+
+    def _add_pending_layer(self) -> None:
+        if self._pending_layers:
+            session, add = self._pending_layers.pop(0)
+            if session is self.session:  # not one replaced meanwhile
+                add()
+
+    def _add_zoom_heatmap(self) -> None:
+        self.zoom_layer = _layers.add_zoom_heatmap(self._viewer, self.session)
+        self._show_zoom_changed()
+
+    def _add_zoomed_outlines(self) -> None:
+        self.zoomed_layer = _layers.add_zoomed_outlines(self._viewer, self.session)
+        self._show_zoom_changed()
+
+    def _add_classes_layer(self) -> None:
+        self.classes_layer = _layers.add_classes_layer(self._viewer, self.session)
         self.classes_layer.opacity = self.opacity.value
         self.classes_layer.events.paint.connect(self._painted)
-        self._show_zoom_changed()
         # The slide stays the layer the user works on.
         self._viewer.layers.selection.active = self.classes_layer
-        self._update_summary()
+
+    def _remove_layers(self) -> None:
+        """Remove the shown session's layers, and forget those not added yet."""
+        self._pending_layers = []
+        layers = self._viewer.layers
+        ours = [
+            layer
+            for layer in (self.classes_layer, self.zoom_layer, self.zoomed_layer)
+            if layer is not None and layer in layers
+        ]
+        self.classes_layer = self.zoom_layer = self.zoomed_layer = None
+        if not ours:
+            return  # (an empty batch would still cost a collection)
+        # napari runs a full garbage collection after each removal, and
+        # once at the end of a batch (0.1-0.3 s here): one batch, one collection.
+        with getattr(layers, "batched_update", contextlib.nullcontext)():
+            for layer in ours:
+                layers.remove(layer)
 
     def _painted(self, event) -> None:
         """Pathologist's edits become corrections, kept apart from predictions."""
@@ -357,7 +501,13 @@ class RaznWidget(Container):
 
     def _start(self, slide, model, tiles) -> None:
         self.progress_label.value = f"0 / {len(tiles)} tiles" if tiles else "view done"
-        self.runner.start(slide, model, tiles, self.threshold.value, self.device_picker.value)
+        # Held while the session's layers are being added (`_show_session`):
+        # adding them as results arrive makes both slower, and the results
+        # queued behind each layer then land in one long turn.
+        self.runner.start(
+            slide, model, tiles, self.threshold.value, self.device_picker.value,
+            hold=bool(self._pending_layers),
+        )  # fmt: skip
 
     def cancel(self, _value=None) -> None:
         if self.runner.running:
@@ -368,7 +518,8 @@ class RaznWidget(Container):
 
     def _apply_result(self, result) -> None:
         rows, cols = self.session.apply(result)
-        _layers.refresh_region(self.classes_layer, rows, cols)
+        if self.classes_layer is not None:  # else it shows the tile when added
+            _layers.refresh_region(self.classes_layer, rows, cols)
         r = self.runner
         zoomed = int(self.session.zoomed[self.session.done].sum())
         done = int(self.session.done.sum())
@@ -451,6 +602,7 @@ class RaznWidget(Container):
     def export_geojson(self, _value=None) -> None:
         from napari.utils.notifications import show_info
 
+        self._finish_layers()
         if self.classes_layer is None:
             self._notify("nothing to export yet: segment first")
             return
@@ -532,6 +684,7 @@ class RaznWidget(Container):
         worker = create_worker(
             _finetune, model, self.open_slide(), session.labels.copy(),
             session.corrected.copy(), session.grid.downsample, iterations,
+            self.device_picker.value,
             _progress={"total": iterations, "desc": "Improving the model"},
         )  # fmt: skip
         worker.yielded.connect(self._finetune_step)
@@ -571,8 +724,12 @@ class RaznWidget(Container):
         show_error(f"RAZN: {message}")
 
 
-def _finetune(model, slide, labels, corrected, downsample, iterations):
-    """Worker body: fine-tune, yielding progress; returns the saved checkpoint's path."""
+def _finetune(model, slide, labels, corrected, downsample, iterations, device):
+    """Worker body: fine-tune on `device`, yielding progress; returns the new checkpoint.
+
+    The new checkpoint is loaded and hashed here too, so the segmenting that
+    follows finds it cached instead of loading it on the GUI thread.
+    """
     import os
 
     import torch
@@ -582,10 +739,13 @@ def _finetune(model, slide, labels, corrected, downsample, iterations):
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     progress = None
     for progress in finetune_from_corrections(
-        model, slide, labels, corrected, downsample, iterations=iterations
-    ):
+        model, slide, labels, corrected, downsample, iterations=iterations,
+        device=device,
+    ):  # fmt: skip
         yield progress
-    return save_finetuned(progress.model)
+    path = save_finetuned(progress.model)
+    warm_up(str(path))
+    return path
 
 
 def _single_shot(ms: int, callback) -> QTimer:

@@ -51,3 +51,28 @@ def test_improve_the_model_from_corrections(
     assert widget._model().checkpoint_path == new
     assert widget.session.settings["model"] == model_identity(widget._model())["sha256"]
     assert widget.session.done.any()
+
+
+def test_improving_runs_on_the_device_picked(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint, monkeypatch
+):
+    import razn.training.finetune as finetune
+
+    seen = {}
+
+    def finetune_on(model, slide, labels, corrected, downsample, *, iterations, device="cpu"):
+        seen["device"] = device
+        yield finetune.FinetuneProgress(iterations, iterations, {}, model)
+
+    monkeypatch.setattr(finetune, "finetune_from_corrections", finetune_on)
+    monkeypatch.setattr(finetune, "save_finetuned", lambda model: small_checkpoint)
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    rows, cols = np.meshgrid(np.arange(90, 106), np.arange(120, 136), indexing="ij")
+    viewer.layers[CLASSES_LAYER].data_setitem((rows.ravel(), cols.ravel()), 4)
+    widget.device_picker.value = "auto"  # the panel's choice, not a fixed "cpu"
+    widget.improve_model()
+    qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
+    assert seen == {"device": "auto"}
+    wait_idle(qtbot, widget)

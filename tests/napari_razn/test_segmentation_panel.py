@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -166,15 +167,24 @@ def test_follow_view_and_bad_model(
 def test_the_gui_never_stalls_while_segmenting(
     make_napari_viewer, qtbot, small_slide, small_checkpoint
 ):
-    """The event loop's worst stall while the engine runs.
+    """The event loop's worst stall while the engine runs, the click included.
 
     The issue's floor is 100 ms on this machine's CPU, measured idle by
     benchmarks/gui_stall.py (docs/benchmarks.md). Here, where other work may
     share the two cores, the bound is looser; it still fails on any real
-    freeze (a tissue mask, model load or full label redraw on the GUI thread).
+    freeze (a tissue mask, model load, the layers' creation in one go, a
+    burst of results applied at once, or a full label redraw on the GUI
+    thread). Run alone, it is the process's first run, as after opening
+    napari.
     """
     viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    # What the panel does by itself once a slide is shown, as a user would.
     qtbot.waitUntil(lambda: widget.tissue_label.value.endswith("of the slide"), timeout=30000)
+    qtbot.waitUntil(lambda: not widget.warming, timeout=30000)
+    # A full garbage collection of the process (0.1-0.3 s here, holding the
+    # interpreter) comes when Python's allocation counts say, in whichever
+    # test reaches them: collect now, so the bound is on the panel's work.
+    gc.collect()
     clock, worst = QElapsedTimer(), [0]
     ticker = QTimer()
     ticker.setInterval(10)
@@ -184,12 +194,47 @@ def test_the_gui_never_stalls_while_segmenting(
 
     ticker.timeout.connect(tick)
     widget.threshold.value = 0.0  # zoom everywhere: the most work per tile
-    widget.segment_slide()
     clock.start()
     ticker.start()
     start = time.monotonic()
+    widget.segment_slide()  # its own GUI-thread work counts: the clock runs
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=120000)
     ticker.stop()
     assert time.monotonic() - start > 0.3, "too little work to measure"
     print(f"worst event-loop stall while segmenting: {worst[0]} ms")
     assert worst[0] < 250
+
+
+def test_the_first_run_adds_its_layers_one_turn_at_a_time(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    """Adding a layer is napari's heaviest GUI-thread work: never all three in one turn.
+
+    The run waits for them (held, yet running), and they end in the order
+    and selection they always had.
+    """
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    qtbot.waitUntil(lambda: not widget.warming, timeout=30000)
+    from razn.inference.store import model_identity
+
+    # Loaded and hashed ahead, in a worker: the click finds both cached.
+    assert getattr(widget._model(), "_razn_identity", None) is not None
+    widget.segment_slide()
+    assert widget.classes_layer is None and widget.zoom_layer is None
+    assert widget.runner.running and widget.runner._held  # nothing computed yet
+    added = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
+    wait_idle(qtbot, widget)
+    assert added == ["RAZN zoom", "RAZN zoomed tiles", "RAZN classes"]
+    assert [layer.name for layer in viewer.layers][-3:] == added
+    assert viewer.layers.selection.active is widget.classes_layer
+    assert widget.classes_layer.data is widget.session.labels
+    assert widget.session.done.all()
+    assert widget.session.settings["model"] == model_identity(widget._model())["sha256"]
+    # A new session replaces the layers (one removal batch), in turns again.
+    widget.session = None
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    assert names.count("RAZN classes") == 1 and names[-1] == "RAZN classes"
+    assert widget.session.done.all()

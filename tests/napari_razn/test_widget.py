@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_razn._widget import RaznWidget
 
@@ -40,3 +41,19 @@ def test_panel_without_a_slide(make_napari_viewer):
     assert "open a slide" in widget.tissue_label.value
     viewer.add_image(np.zeros((8, 8)))  # not a slide: not offered
     assert widget.slide_layer is None
+
+
+def test_the_slider_starts_at_the_models_own_threshold(make_napari_viewer, tmp_path):
+    from razn.models import build_model, default_threshold, save_checkpoint
+
+    widget = RaznWidget(make_napari_viewer())
+    assert widget.threshold.value == pytest.approx(default_threshold("demo"))
+    tuned = save_checkpoint(build_model("razn-small"), tmp_path / "tuned.safetensors",
+                            training={"default_threshold": 0.3})  # fmt: skip
+    widget.model_input.value = str(tmp_path / "tun")  # being typed: not a checkpoint yet
+    assert widget.threshold.value == pytest.approx(default_threshold("demo"))
+    widget.model_input.value = str(tuned)
+    assert widget.threshold.value == pytest.approx(0.3)
+    widget.threshold.value = 0.7  # the user's choice stands while the model does
+    widget._use_model_threshold()
+    assert widget.threshold.value == pytest.approx(0.7)

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from razn.devices import pick_device
 from razn.errors import RaznError
 from razn.models import save_checkpoint
 from razn.models.normalise import to_views
@@ -96,6 +97,7 @@ def finetune_from_corrections(
     alpha: float = 0.8,
     augment: bool = True,
     pseudo_label_weight: float = PSEUDO_LABEL_WEIGHT,
+    device: str | torch.device | None = "cpu",
 ) -> Iterator[FinetuneProgress]:
     """Fine-tune a copy of `model` on the corrected pixels of one slide.
 
@@ -114,6 +116,9 @@ def finetune_from_corrections(
     pseudo_label_weight : loss weight of the model's predictions on the
         uncorrected pixels (0: learn from the corrections alone, and only
         fields centred on them, as before pseudo-labels).
+    device : where to train ("cpu" by default: the same seed then gives the
+        same model; "auto", "cuda", ... as `razn.devices.pick_device`). The
+        tuned model comes back on the CPU, as a loaded model is.
 
     Raises RaznError before any training when nothing, or too little, is
     corrected on tissue.
@@ -146,7 +151,8 @@ def finetune_from_corrections(
         rehearse=pseudo_label_weight > 0, augment=augment,
     )  # fmt: skip
 
-    tuned = copy.deepcopy(model).to("cpu")
+    device = pick_device(device)
+    tuned = copy.deepcopy(model).to(device)
     torch.manual_seed(seed)  # dropout
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -155,21 +161,21 @@ def finetune_from_corrections(
     try:
         for iteration in range(iterations):
             batch = source.batch(batch_size, rng)
-            views = to_views(batch.images)
+            views = [view.to(device) for view in to_views(batch.images)]
             targets, weights = zip(
                 *(_targets_and_weights(t, pseudo_label_weight) for t in batch.labels),
                 strict=True,
             )
             metrics = training_step(
-                tuned, optimizer, views, list(targets), alpha=alpha, generator=generator,
-                weights=list(weights),
+                tuned, optimizer, views, [t.to(device) for t in targets], alpha=alpha,
+                generator=generator, weights=[w.to(device) for w in weights],
             )  # fmt: skip
             if iteration + 1 < iterations:
                 yield FinetuneProgress(iteration + 1, iterations, metrics)
     finally:
         for handle in frozen:
             handle.remove()
-    tuned.eval()
+    tuned = tuned.cpu().eval()
     parent = getattr(model, "checkpoint_path", None)
     tuned.checkpoint_path = None  # not saved yet
     tuned.training_record = {
@@ -190,6 +196,7 @@ def finetune_from_corrections(
             "pseudo_label_weight": pseudo_label_weight,
             "fields_on_predictions": source.rehearsal_share(batch_size),
             "batchnorm": "frozen",
+            "device": str(device),
         },
         "parent_training": dict(getattr(model, "training_record", None) or {}),
     }

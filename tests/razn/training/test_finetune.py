@@ -234,3 +234,11 @@ def test_save_needs_a_finetuned_model(tmp_path):
     model.training_record = {"iteration": 3}
     with pytest.raises(ValueError, match="not a fine-tuned model"):
         save_finetuned(model, tmp_path / "x.safetensors")
+
+
+def test_a_missing_device_is_refused_before_training(slide, model):
+    session = _segmented(slide, model)
+    labels, corrected = _corrections(session)
+    with pytest.raises(RaznError, match="not available"):
+        next(finetune_from_corrections(model, slide, labels, corrected,
+                                       session.grid.downsample, device="cuda:7"))  # fmt: skip
