@@ -167,9 +167,22 @@ class SegmentationStore:
         """Write finished tiles; their `done` flags last."""
         if not results:
             return
+        # One read-modify-write per band of chunk rows, not one per tile: a
+        # zarr write of a tile rewrites its whole (compressed) chunk, so
+        # tile by tile a batch rewrote each chunk once per tile in it, and
+        # the store took as long as the nets.
+        bands: dict[int, list] = {}
         for r in results:
             rows, cols, nr, nc = grid.label_slices(r.row, r.col)
-            self.labels[rows, cols] = r.labels[:nr, :nc]
+            band = rows.start // self.labels.chunks[0]
+            bands.setdefault(band, []).append((rows, cols, r.labels[:nr, :nc]))
+        for parts in bands.values():
+            r0, r1 = min(p[0].start for p in parts), max(p[0].stop for p in parts)
+            c0, c1 = min(p[1].start for p in parts), max(p[1].stop for p in parts)
+            region = np.asarray(self.labels[r0:r1, c0:c1])
+            for rows, cols, labels in parts:
+                region[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0] = labels
+            self.labels[r0:r1, c0:c1] = region
         index = (np.array([r.row for r in results]), np.array([r.col for r in results]))
         p = np.array([r.zoom_p for r in results], np.float32)
         # The tile-grid arrays are small (one value a tile): rewrite them whole.
