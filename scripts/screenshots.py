@@ -58,7 +58,7 @@ def main() -> int:
     widget = RaznWidget(viewer)
     viewer.window.add_dock_widget(widget, name="RAZN", area="right")
     widget.device_picker.value = "cpu"
-    widget.threshold.value = 0.1  # the demo zooms little at 0.5: show some zooming
+    # The slider starts at the demo's own threshold (0.05), as a user sees it.
     widget.segment_slide()
     deadline = time.monotonic() + 120
     while widget.runner.running and time.monotonic() < deadline:
