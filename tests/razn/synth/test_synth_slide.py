@@ -233,13 +233,15 @@ def test_label_noise_moves_boundaries_only():
 
 
 def test_lesion_fraction_sets_how_much_tissue_is_lesion():
+    # On a 4 mm slide (on small ones every class still gets one lesion,
+    # so the share is coarse; docs/synthetic.md).
     def lesion_share(fraction):
-        layout = Layout.build(SlideSpec(8192, 8192, 3, lesion_fraction=fraction))
-        grid = layout.label_grid(32)
+        layout = Layout.build(SlideSpec(16384, 16384, 3, lesion_fraction=fraction))
+        grid = layout.label_grid(64)
         tissue = layout.tissue_grid(
-            (np.arange(grid.shape[1]) + 0.5) * 32, (np.arange(grid.shape[0]) + 0.5) * 32
+            (np.arange(grid.shape[1]) + 0.5) * 64, (np.arange(grid.shape[0]) + 0.5) * 64
         )
         return (grid[tissue > 0] > NORMAL).mean()
 
     low, high = lesion_share(0.15), lesion_share(0.4)
-    assert 0.05 < low < 0.25 and high > 1.5 * low
+    assert 0.08 < low < 0.22 and high > 1.5 * low
