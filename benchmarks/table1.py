@@ -246,26 +246,20 @@ def retime(result: dict, model, profile: Profile, cache: Path) -> None:
     model at a time. Same protocol: 100 evenly spread fields per slide one
     per call, and batches of BATCH_TIMING.
     """
-    from razn.evaluation import time_in_batches
-    from razn.training import open_labelled
-
-    thresholds = [r["threshold"] for r in result["results"]]
-    single = {t: [] for t in thresholds}
-    for path in slides_for(cache, profile, "test"):
-        times = time_in_batches(model, open_labelled(path, labels_of(path)),
-                                thresholds=thresholds, batch=1, fields=100)  # fmt: skip
-        for t in thresholds:
-            single[t] += times[t]
-    for r in result["results"]:
-        t = np.array(single[r["threshold"]])
-        r["relative_time"], r["relative_time_sd"] = float(t.mean()), float(t.std(ddof=1))
-        r["timed_fields"] = int(t.size)
+    _store_times(result, _times_on_test_slides(result, model, profile, cache, batch=1, fields=100),
+                 "relative_time", "timed_fields")  # fmt: skip
     add_batched_timing(result, model, profile, cache)
     result["retimed"] = True
 
 
 def add_batched_timing(result: dict, model, profile: Profile, cache: Path) -> None:
     """Relative time per field in batches of BATCH_TIMING (`time_in_batches`), per threshold."""
+    times = _times_on_test_slides(result, model, profile, cache, batch=BATCH_TIMING, fields=104)
+    _store_times(result, times, "relative_time_batched", "timed_batches")
+
+
+def _times_on_test_slides(result, model, profile, cache, *, batch, fields) -> dict:
+    """Relative times of `model` at each of `result`'s thresholds, pooled over the test slides."""
     from razn.evaluation import time_in_batches
     from razn.training import open_labelled
 
@@ -273,14 +267,16 @@ def add_batched_timing(result: dict, model, profile: Profile, cache: Path) -> No
     pooled = {t: [] for t in thresholds}
     for path in slides_for(cache, profile, "test"):
         times = time_in_batches(model, open_labelled(path, labels_of(path)),
-                                thresholds=thresholds, batch=BATCH_TIMING)  # fmt: skip
+                                thresholds=thresholds, batch=batch, fields=fields)  # fmt: skip
         for t in thresholds:
             pooled[t] += times[t]
+    return pooled
+
+
+def _store_times(result: dict, times: dict, key: str, count_key: str) -> None:
     for r in result["results"]:
-        t = np.array(pooled[r["threshold"]])
-        r["relative_time_batched"] = float(t.mean())
-        r["relative_time_batched_sd"] = float(t.std(ddof=1))
-        r["timed_batches"] = int(t.size)
+        t = np.array(times[r["threshold"]])
+        r[key], r[f"{key}_sd"], r[count_key] = float(t.mean()), float(t.std(ddof=1)), int(t.size)
 
 
 def write_report(profile_name: str, results: dict, cache: Path, seconds: float) -> None:
