@@ -331,6 +331,28 @@ class RaznWidget(Container):
     def _warmed(self, worker) -> None:
         if worker is self._warm_worker:
             self._warm_worker = None
+            self._prepare_layers()
+
+    def _prepare_layers(self) -> None:
+        """Give a shown slide its (empty) session and layers before any run.
+
+        Adding a napari layer holds the GUI thread for 0.1 s or more; done
+        when the slide is shown, as opening a saved session does, a run adds
+        none and segmenting does not stall on them. Only with the model
+        already loaded (by the warm-up), a known mpp, and no session yet.
+        """
+        if self.session is not None or self.slide_layer is None:
+            return
+        if self.slide_layer.metadata["razn_slide"].get("mpp") is None:
+            return  # the user sets it first; the run makes the session then
+        from razn.errors import RaznError
+        from razn.inference.tiling import tile_grid
+        from razn.session import SegmentationSession
+
+        with contextlib.suppress(RaznError, OSError):  # a run reports what is wrong
+            slide = self.open_slide()
+            grid = tile_grid(slide, cached_model(self._model_reference()).config)
+            self._show_session(SegmentationSession(slide.path, grid, slide.mpp))
 
     @property
     def warming(self) -> bool:

@@ -205,35 +205,40 @@ def test_the_gui_never_stalls_while_segmenting(
     assert worst[0] < 250
 
 
-def test_the_first_run_adds_its_layers_one_turn_at_a_time(
+def test_the_layers_come_one_turn_at_a_time_and_before_the_first_run(
     make_napari_viewer, qtbot, small_slide, small_checkpoint
 ):
     """Adding a layer is napari's heaviest GUI-thread work: never all three in one turn.
 
-    The run waits for them (held, yet running), and they end in the order
-    and selection they always had.
+    With the slide shown and the model loaded ahead, the session's layers
+    are added before any run, so the first run adds none. A run asked for
+    while layers are pending waits for them (held, yet running), and they
+    end in the order and selection they always had.
     """
     viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    added = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
     qtbot.waitUntil(lambda: not widget.warming, timeout=30000)
     from razn.inference.store import model_identity
 
     # Loaded and hashed ahead, in a worker: the click finds both cached.
     assert getattr(widget._model(), "_razn_identity", None) is not None
-    widget.segment_slide()
-    assert widget.classes_layer is None and widget.zoom_layer is None
-    assert widget.runner.running and widget.runner._held  # nothing computed yet
-    added = []
-    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
-    wait_idle(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.classes_layer is not None, timeout=10000)
     assert added == ["RAZN zoom", "RAZN zoomed tiles", "RAZN classes"]
     assert [layer.name for layer in viewer.layers][-3:] == added
     assert viewer.layers.selection.active is widget.classes_layer
     assert widget.classes_layer.data is widget.session.labels
+    widget.segment_slide()
+    assert widget.runner.running and not widget.runner._held  # no layer to wait for
+    wait_idle(qtbot, widget)
+    assert added == ["RAZN zoom", "RAZN zoomed tiles", "RAZN classes"]  # none added
     assert widget.session.done.all()
     assert widget.session.settings["model"] == model_identity(widget._model())["sha256"]
-    # A new session replaces the layers (one removal batch), in turns again.
+    # A new session replaces the layers (one removal batch), in turns again,
+    # and a run asked for meanwhile waits for them.
     widget.session = None
     widget.segment_slide()
+    assert widget.classes_layer is None and widget.runner._held
     wait_idle(qtbot, widget)
     names = [layer.name for layer in viewer.layers]
     assert names.count("RAZN classes") == 1 and names[-1] == "RAZN classes"
