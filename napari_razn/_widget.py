@@ -346,13 +346,9 @@ class RaznWidget(Container):
         if self.slide_layer.metadata["razn_slide"].get("mpp") is None:
             return  # the user sets it first; the run makes the session then
         from razn.errors import RaznError
-        from razn.inference.tiling import tile_grid
-        from razn.session import SegmentationSession
 
         with contextlib.suppress(RaznError, OSError):  # a run reports what is wrong
-            slide = self.open_slide()
-            grid = tile_grid(slide, cached_model(self._model_reference()).config)
-            self._show_session(SegmentationSession(slide.path, grid, slide.mpp))
+            self.ensure_session(cached_model(self._model_reference()), quiet=True)
 
     @property
     def warming(self) -> bool:
@@ -379,20 +375,25 @@ class RaznWidget(Container):
             except Exception as error:  # a damaged session must not block the slide
                 self._notify(f"could not restore the saved session: {error}")
 
-    def ensure_session(self, model) -> bool:
-        """A session for the slide on the model's tile grid; False if impossible."""
+    def ensure_session(self, model, *, quiet: bool = False) -> bool:
+        """A session for the slide on the model's tile grid; False if impossible.
+
+        `quiet`: say nothing when it is impossible (work done ahead, which
+        the run itself will report).
+        """
         from razn.errors import RaznError
         from razn.inference.tiling import tile_grid
         from razn.session import SegmentationSession
 
+        notify = (lambda _message: None) if quiet else self._notify
         slide = self.open_slide()
         if slide is None:
-            self._notify("open a slide first")
+            notify("open a slide first")
             return False
         try:
             grid = tile_grid(slide, model.config)
         except RaznError as error:
-            self._notify(str(error))
+            notify(str(error))
             return False
         if self.session is None or self.session.grid != grid:
             self._show_session(SegmentationSession(slide.path, grid, slide.mpp))
