@@ -30,3 +30,18 @@ def small_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(get_config("razn-small").with_(patch_size=64))
     return save_checkpoint(model, tmp_path_factory.mktemp("models") / "small.safetensors")
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test(qapp):
+    """Wait for the panel's background workers (napari runs them on Qt's pool).
+
+    A warm-up or tissue worker still running when its test ends can touch
+    the next test's state, and one still running when Python shuts down
+    crashed the interpreter after the last test (a segfault, rc 139, once
+    in three full runs).
+    """
+    yield
+    from qtpy.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().waitForDone(60_000), "a worker did not finish"
