@@ -35,12 +35,42 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("scale1", "scale2", "ms", "attention", "razn", "razn-warmup")
+MODELS = ("scale1", "scale2", "ms", "attention", "razn", "razn-warmup", "razn-joint",
+          "razn-unrouted")  # fmt: skip
 LABELS = {"scale1": "Scale 1", "scale2": "Scale 2", "ms": "MS", "attention": "Attention",
-          "razn": "RAZN", "razn-warmup": "RAZN, warm-up"}  # fmt: skip
-#: Not in the paper: RAZN whose nets all learn from every field for the first
-#: half of the budget before the policy starts (TrainingConfig.warmup).
-VARIANTS = {"razn-warmup": ("razn", 0.5)}
+          "razn": "RAZN", "razn-warmup": "RAZN, warm-up", "razn-joint": "RAZN, joint warm-up",
+          "razn-unrouted": "RAZN, no routing"}  # fmt: skip
+RAZN_MODELS = tuple(m for m in MODELS if m.startswith("razn"))
+RAZN_COLOURS = {"razn": "#D32F2F", "razn-warmup": "#7B1FA2", "razn-joint": "#00897B",
+                "razn-unrouted": "#616161"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A RAZN trained otherwise than the paper's Algorithm 1 (none of these is in the paper).
+
+    warmup : share of the budget in which both segmentation nets learn from
+        every field (TrainingConfig.warmup); routing by the action comes after.
+    warmup_policy : the policy learns during that warm-up too
+        (TrainingConfig.warmup_policy) instead of waiting for it to end.
+    """
+
+    base: str
+    warmup: float = 0.0
+    warmup_policy: bool = False
+
+
+VARIANTS = {
+    # Half the budget warm-up, the policy waiting; then Algorithm 1.
+    "razn-warmup": Variant("razn", 0.5),
+    # The nets learn from every field for the whole first lr phase (as the
+    # baselines do) while the policy learns beside them; Algorithm 1 routes
+    # only in the last, low-lr quarter.
+    "razn-joint": Variant("razn", 0.75, warmup_policy=True),
+    # Ablation: no routing at all. f_0 and f_1 learn as Scale 1 and Scale 2
+    # do, the policy learns which of them to trust.
+    "razn-unrouted": Variant("razn", 1.0, warmup_policy=True),
+}
 # The paper's Table 1 (BACH): non-carcinoma IoU, carcinoma IoU, mIoU, weighted IoU, time.
 PAPER = {
     "scale1": (0.45, 0.32, 0.38, 0.07, "1.00"),
@@ -163,13 +193,14 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
                                                   / "model.safetensors"), profile, cache_dir)  # fmt: skip
             result_path.write_text(json.dumps(result, indent=1))
         return result
-    base, warmup = VARIANTS.get(model, (model, 0.0))
-    name = base + profile.suffix
+    variant = VARIANTS.get(model, Variant(model))
+    name = variant.base + profile.suffix
     out = cache_dir / profile_name / (model + profile.suffix)
     config = TrainingConfig(
         model=name, iterations=profile.iterations, batch_size=profile.batch_size,
         lr=profile.lr, decay_every=profile.decay_every, seed=0, balanced=True,
-        checkpoint_every=100, log_every=10, warmup=int(warmup * profile.iterations),
+        checkpoint_every=100, log_every=10, warmup=int(variant.warmup * profile.iterations),
+        warmup_policy=variant.warmup_policy,
         data=_data_record(profile),
     )  # fmt: skip
     start = time.time()
@@ -180,7 +211,7 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
             pass
     train_s = time.time() - start
     trained = load_model(out / "model.safetensors")
-    thresholds = THRESHOLDS if base == "razn" else (0.5,)
+    thresholds = THRESHOLDS if variant.base == "razn" else (0.5,)
     start = time.time()
     per_slide = []
     for path in slides_for(cache_dir, profile, "test"):
@@ -319,7 +350,7 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
         if model in results:
             ious = _at(results[model], 0.5)["per_class_iou"].values()
             lines.append(f"| {LABELS[model]} | " + " | ".join(_f(v) for v in ious) + " |")
-    for model in ("razn", "razn-warmup"):
+    for model in RAZN_MODELS:
         if model not in results:
             continue
         lines += ["", f"{LABELS[model]}: threshold sweep", "",
@@ -370,7 +401,7 @@ def floors(results: dict, title: str = "Floors") -> list[str]:
 def _razn_floor(results: dict, s1: dict, s2: dict, key: str, scale2_wins: bool) -> list[str]:
     out = []
     budget = 0.6 * s2[key]
-    for model in ("razn", "razn-warmup"):
+    for model in RAZN_MODELS:
         if model not in results:
             continue
         rows = results[model]["results"]
@@ -421,7 +452,7 @@ def plot(results: dict, path: Path) -> None:
                 continue
             rows = results[model]["results"]
             if model.startswith("razn"):
-                colour = "#D32F2F" if model == "razn" else "#7B1FA2"
+                colour = RAZN_COLOURS[model]
                 ax.plot([r[key] for r in rows], [r["miou"] for r in rows], "-o",
                         ms=3, color=colour, label=f"{LABELS[model]} (threshold sweep)")  # fmt: skip
                 r = _at(results[model], 0.5)
@@ -463,7 +494,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="+", choices=MODELS, help="train and score only these")
     parser.add_argument("--demo-out", help="also copy a trained RAZN here (the demo model)")
-    parser.add_argument("--demo-from", choices=("razn", "razn-warmup"), default="razn")
+    parser.add_argument("--demo-from", choices=RAZN_MODELS, default="razn")
     parser.add_argument("--retime", action="store_true",
                         help="time the scored models again, one at a time, in this process")  # fmt: skip
     args = parser.parse_args()
@@ -474,7 +505,7 @@ def main() -> None:
     field_pool(cache, profile, args.profile)
     slides_for(cache, profile, "test")
     # Slowest first, so the workers finish close together.
-    order = ("attention", "razn", "razn-warmup", "ms", "scale2", "scale1")
+    order = ("attention", *RAZN_MODELS, "ms", "scale2", "scale1")
     order = [m for m in order if m in (args.only or MODELS)]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:

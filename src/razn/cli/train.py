@@ -38,6 +38,11 @@ def add_arguments(parser) -> None:
         help="RAZN: first N steps train every net on every field, policy waiting (0: paper)",
     )
     parser.add_argument(
+        "--warmup-policy",
+        action="store_true",
+        help="RAZN: the policy learns during the warm-up too (it waits by default)",
+    )
+    parser.add_argument(
         "--balanced",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -96,6 +101,7 @@ def run(args) -> int:
     config = TrainingConfig(
         model=args.config, iterations=args.iterations, batch_size=args.batch_size,
         lr=args.lr, decay_every=args.decay_every, alpha=args.alpha, cost=args.cost, warmup=args.warmup,
+        warmup_policy=args.warmup_policy,
         balanced=args.balanced, augment=args.augment, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         data={"slides": list(args.slides), "labels": list(args.labels),

@@ -78,6 +78,7 @@ def razn_losses(
     cost: float = 0.0,
     generator=None,
     route=True,
+    train_policy=None,
     weights=None,
 ):
     """The policy and segmentation losses of one batched Algorithm 1 step.
@@ -91,8 +92,12 @@ def razn_losses(
     cost : lambda, the price of one zoom in the reward (paper: 0).
     generator : torch.Generator for the Bernoulli draws.
     route : False for a warm-up step: every segmentation net learns from
-        every field and the policy is not trained (its loss is zero), so the
-        policy later compares nets that have both learnt something.
+        every field (not only from those the action sends to it).
+    train_policy : whether the policy takes its REINFORCE step; None: only
+        when routing, so by default the policy waits out the warm-up and
+        later compares nets that have both learnt something. True during a
+        warm-up lets it learn which net does better while both nets see every
+        field (TrainingConfig.warmup_policy).
     weights : None, or per-pixel loss weights shaped like `targets`.
 
     Returns
@@ -105,6 +110,8 @@ def razn_losses(
     policy_loss = views[0].new_zeros(())
     seg_total = views[0].new_zeros(())
     metrics = {}
+    if train_policy is None:
+        train_policy = route
     for k in range(model.config.zoom_levels):
         x, t = split_levels(views[k], r, k), _split(targets[k], r, k)
         xf, tf = split_levels(views[k + 1], r, k + 1), _split(targets[k + 1], r, k + 1)
@@ -126,7 +133,7 @@ def razn_losses(
         valid = ((coarse_n > 0) & (fine_n > 0)).float()
         reward = zoom_reward(action, j_coarse.detach(), j_fine.detach(), cost) * valid
         log_prob = torch.log(action * p_bounded + (1 - action) * (1 - p_bounded))
-        if route:
+        if train_policy:
             policy_loss = policy_loss - (reward * log_prob).sum() / b
         # f_{k+1} learns from the fields zoomed into, f_k from the others.
         # A net no field went to stays out of the graph, so it gets no
@@ -190,6 +197,7 @@ def training_step(
     cost=0.0,
     generator=None,
     route=True,
+    train_policy=None,
     weights=None,
 ):
     """One optimiser step for any architecture; returns the step's metrics.
@@ -201,7 +209,7 @@ def training_step(
     if model.config.architecture == "razn":
         policy_loss, seg_loss, metrics = razn_losses(
             model, views, targets, alpha=alpha, cost=cost, generator=generator, route=route,
-            weights=weights,
+            train_policy=train_policy, weights=weights,
         )  # fmt: skip
         loss = policy_loss + seg_loss
     else:

@@ -61,6 +61,8 @@ class TrainingConfig:
     cost : lambda, the reward's price per zoom (paper 0: accuracy only).
     warmup : RAZN only: for this many first steps every segmentation net
         learns from every field and the policy waits (0: the paper).
+    warmup_policy : RAZN only: the policy learns during the warm-up too,
+        rewarded by the same J_0 and J_1 (the nets' training is unchanged).
     balanced : class-balanced field sampling.
     augment : flips, 90-degree turns and colour jitter.
     seed : seeds every random number generator; same seed, same run on CPU.
@@ -77,6 +79,7 @@ class TrainingConfig:
     alpha: float = 0.8
     cost: float = 0.0
     warmup: int = 0
+    warmup_policy: bool = False
     balanced: bool = True
     augment: bool = True
     seed: int = 0
@@ -170,6 +173,7 @@ def train(
             model, optimizer, views, targets,
             alpha=config.alpha, cost=config.cost, generator=generator,
             route=iteration >= config.warmup,
+            train_policy=iteration >= config.warmup or config.warmup_policy,
         )  # fmt: skip
         window.append(metrics)
         done = iteration + 1

@@ -115,6 +115,24 @@ def test_trained_policy_zooms_more_where_the_fine_net_is_better():
     assert p_bright > 0.7 and p_dark < 0.3, (float(p_bright), float(p_dark))
 
 
+@pytest.mark.parametrize("train_policy", [None, True])
+def test_a_warm_up_step_trains_both_nets_and_the_policy_only_when_asked(train_policy):
+    torch.manual_seed(0)
+    model = build_model(get_config("razn-small").with_(patch_size=P, name="toy"))
+    views, targets = toy_batch(4)
+    targets = [t.random_(0, 4) for t in targets]
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters())
+    training_step(model, optimizer, views, targets, generator=generator, route=False,
+                  train_policy=train_policy)  # fmt: skip
+
+    def learnt(module):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+    assert learnt(model.segmenters[0]) and learnt(model.segmenters[1])
+    assert learnt(model.policies[0]) == bool(train_policy)
+
+
 def test_only_the_net_a_field_was_routed_to_gets_a_gradient():
     torch.manual_seed(0)
     model = build_model(get_config("razn-small").with_(patch_size=P, name="toy"))
