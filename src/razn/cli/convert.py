@@ -72,6 +72,8 @@ def run(args) -> int:
     report = annotations.report
     for line in report.summary(len(annotations.annotations)):
         print(f"  {line}", file=sys.stderr)
+    for line in _match_lines(annotations.class_matches(), DEFAULT_CLASSES):
+        print(f"  {line}", file=sys.stderr)
     if report.mpp and mpp and abs(report.mpp / mpp - 1) > 0.01:
         print(
             f"note: the file states {report.mpp:g} um/px, the slide {mpp:g} um/px",
@@ -102,6 +104,17 @@ def run(args) -> int:
     write_label_grid(args.output, labels, args.downsample, mpp=mpp, level0_shape=level0_shape)
     print(f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}")
     return 0
+
+
+def _match_lines(matches, classes) -> list[str]:
+    """One line per class text that became a class (the unmatched ones are in the summary)."""
+    names = {c.value: c.name for c in classes}
+    return [
+        f"class {repr(m.text) if m.text else '(no class)'} -> {names.get(m.value, m.value)}: "
+        f"{m.regions} region(s)"
+        for m in matches
+        if m.value is not None
+    ]
 
 
 def _parse_class_map(items: list[str]) -> dict[str, str]:

@@ -56,7 +56,7 @@ def test_export_refuses_labels_made_for_another_slide(tmp_path, cmu_svs, capsys)
     assert "not this slide's labels" in capsys.readouterr().err and not out.exists()
 
 
-def test_convert_geojson_to_label_grid_and_back(tmp_path, cmu_svs):
+def test_convert_geojson_to_label_grid_and_back(tmp_path, cmu_svs, capsys):
     source = tmp_path / "in.geojson"
     features = [square_feature(400, 800, 400, "Tumor"), square_feature(1600, 0, 80, "Stroma")]
     source.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
@@ -64,6 +64,9 @@ def test_convert_geojson_to_label_grid_and_back(tmp_path, cmu_svs):
     argv = ["convert", str(source), "--slide", str(cmu_svs)]
     common = ["--class-map", "Tumor=invasive", "--class-map", "Stroma=1"]
     assert main([*argv, "-o", str(grid_path), "--downsample", "16", *common]) == 0
+    err = capsys.readouterr().err  # the class mapping is shown
+    assert "class 'Tumor' -> Invasive carcinoma: 1 region(s)" in err
+    assert "class 'Stroma' -> Normal: 1 region(s)" in err
     grid = read_label_grid(grid_path)
     assert grid.downsample == 16 and grid.level0_shape == LEVEL0 and grid.mpp == 0.499
     assert (grid.labels[50:75, 25:50] == INVASIVE).all() and grid.labels[0, 101] == NORMAL
