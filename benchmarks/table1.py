@@ -175,8 +175,17 @@ def field_pool(cache: Path, profile: Profile, name: str) -> Path:
     return path
 
 
-def train_and_score(model: str, profile_name: str, cache: str) -> dict:
-    """Train one model on the pool and score it on the held-out slides (in a worker)."""
+def run_name(profile_name: str, seed: int = 0) -> str:
+    """The cache folder (and report suffix) of one run: the profile, plus the seed if not 0."""
+    return profile_name if seed == 0 else f"{profile_name}-seed{seed}"
+
+
+def train_and_score(model: str, profile_name: str, cache: str, seed: int = 0) -> dict:
+    """Train one model on the pool and score it on the held-out slides (in a worker).
+
+    `seed` seeds the training only (initial weights, batch order,
+    augmentation); the field pool and the slides are the same for every seed.
+    """
     import torch
 
     from razn.evaluation import Evaluation, evaluate
@@ -185,7 +194,7 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
 
     torch.set_num_threads(1)  # two workers on two cores; more threads only contend
     cache_dir, profile = Path(cache), PROFILES[profile_name]
-    result_path = cache_dir / profile_name / f"{model}.json"
+    result_path = cache_dir / run_name(profile_name, seed) / f"{model}.json"
     if result_path.exists():
         result = json.loads(result_path.read_text())
         if "relative_time_batched" not in result["results"][0]:  # scored before it existed
@@ -195,10 +204,10 @@ def train_and_score(model: str, profile_name: str, cache: str) -> dict:
         return result
     variant = VARIANTS.get(model, Variant(model))
     name = variant.base + profile.suffix
-    out = cache_dir / profile_name / (model + profile.suffix)
+    out = result_path.parent / (model + profile.suffix)
     config = TrainingConfig(
         model=name, iterations=profile.iterations, batch_size=profile.batch_size,
-        lr=profile.lr, decay_every=profile.decay_every, seed=0, balanced=True,
+        lr=profile.lr, decay_every=profile.decay_every, seed=seed, balanced=True,
         checkpoint_every=100, log_every=10, warmup=int(variant.warmup * profile.iterations),
         warmup_policy=variant.warmup_policy,
         data=_data_record(profile),
@@ -310,15 +319,19 @@ def _store_times(result: dict, times: dict, key: str, count_key: str) -> None:
         r[key], r[f"{key}_sd"], r[count_key] = float(t.mean()), float(t.std(ddof=1)), int(t.size)
 
 
-def write_report(profile_name: str, results: dict, cache: Path, seconds: float) -> None:
-    profile = PROFILES[profile_name]
-    image = f"table1_{profile_name}.png"
+def write_report(
+    profile_name: str, results: dict, cache: Path, seconds: float, seed: int = 0
+) -> None:
+    profile, run = PROFILES[profile_name], run_name(profile_name, seed)
+    image = f"table1_{run}.png"
     plot(results, ROOT / "docs" / "images" / image)
     what = "the BreakHis mosaic" if profile.data == "mosaic" else "synthetic slides"
+    seeded = f", training seed {seed}" if seed else ""
     lines = [
-        f"# Table 1 on {what} ({profile_name} profile)",
+        f"# Table 1 on {what} ({profile_name} profile{seeded})",
         "",
-        "Written by `python benchmarks/table1.py --profile " + profile_name + "`; see "
+        "Written by `python benchmarks/table1.py --profile " + profile_name
+        + (f" --seed {seed}" if seed else "") + "`; see "
         "docs/benchmarks.md (\"Table 1\") for what was run and what it means.",
         "",
         *_describe_data(profile),
@@ -364,6 +377,8 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
             )
     lines += ["", f"![mIoU against relative time](../images/{image})", ""]
     lines += floors(results, "Floors" if profile.data == "synthetic" else "Does zooming pay here?")
+    if not seed:
+        lines += seed_spread(results, cache, profile_name)
     lines += ["", "Run times (one worker per model, 1 torch thread each):", ""]
     for model in MODELS:
         if model in results:
@@ -374,10 +389,51 @@ def write_report(profile_name: str, results: dict, cache: Path, seconds: float) 
               f"- this invocation (wall; cached models cost nothing): {seconds / 60:.1f} min",
               f"- machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
               f"{platform.python_version()}, shared with other jobs", ""]  # fmt: skip
-    out = report_path(profile_name)
+    out = report_path(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def seed_spread(results: dict, cache: Path, profile_name: str) -> list[str]:
+    """mIoU of the same models trained with other seeds (`--seed N` runs in the cache)."""
+    runs = {0: results}
+    for folder in sorted(cache.glob(f"{profile_name}-seed*")):
+        seed = int(folder.name.rsplit("seed", 1)[1])
+        found = {m: json.loads((folder / f"{m}.json").read_text()) for m in MODELS
+                 if (folder / f"{m}.json").exists()}  # fmt: skip
+        if found:
+            runs[seed] = found
+    if len(runs) < 2:
+        return []
+    seeds = sorted(runs)
+    lines = ["", "## Other training seeds", "",
+             "The same pool, slides and budget; only the training seed differs (initial "
+             "weights, batch order, augmentation). Each run's full report is "
+             + ", ".join(f"`table1_{run_name(profile_name, s)}.md`" for s in seeds[1:])
+             + ". mIoU at threshold 0.5; for RAZN also its best mIoU within 0.6 of that "
+             "run's Scale 2 time (one field per call), with the zoom fraction there.", "",
+             "| model | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]  # fmt: skip
+    for model in MODELS:
+        if sum(model in runs[s] for s in seeds) < 2:
+            continue
+        cells = []
+        for s in seeds:
+            if model not in runs[s]:
+                cells.append("-")
+                continue
+            cell = f"{_at(runs[s][model], 0.5)['miou']:.3f}"
+            scale2 = runs[s].get("scale2")
+            if model in RAZN_MODELS and scale2:
+                budget = 0.6 * _at(scale2, 0.5)["relative_time"]
+                near = [r for r in runs[s][model]["results"] if r["relative_time"] <= budget]
+                if near:
+                    best = max(near, key=lambda r: r["miou"])
+                    cell += f"; {best['miou']:.3f} (zoom {best['zoom_fraction']:.2f})"
+            cells.append(cell)
+        lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def floors(results: dict, title: str = "Floors") -> list[str]:
@@ -495,12 +551,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=MODELS, help="train and score only these")
     parser.add_argument("--demo-out", help="also copy a trained RAZN here (the demo model)")
     parser.add_argument("--demo-from", choices=RAZN_MODELS, default="razn")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed; runs other than 0 go to their own folder and "
+                        "report, and the seed-0 report lists them")  # fmt: skip
     parser.add_argument("--retime", action="store_true",
                         help="time the scored models again, one at a time, in this process")  # fmt: skip
     args = parser.parse_args()
     start = time.time()
     cache = Path(args.cache)
-    (cache / args.profile).mkdir(parents=True, exist_ok=True)
+    run = cache / run_name(args.profile, args.seed)
+    run.mkdir(parents=True, exist_ok=True)
     profile = PROFILES[args.profile]
     field_pool(cache, profile, args.profile)
     slides_for(cache, profile, "test")
@@ -509,14 +569,15 @@ def main() -> None:
     order = [m for m in order if m in (args.only or MODELS)]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = {pool.submit(train_and_score, m, args.profile, str(cache)): m for m in order}
+        futures = {pool.submit(train_and_score, m, args.profile, str(cache), args.seed): m
+                   for m in order}  # fmt: skip
         for future in concurrent.futures.as_completed(futures):
             future.result()
             print(f"{futures[future]}: done ({time.time() - start:.0f} s)", flush=True)
     # The report takes every model scored so far, in this run or an earlier one.
     results = {}
     for model in MODELS:
-        path = cache / args.profile / f"{model}.json"
+        path = run / f"{model}.json"
         if path.exists():
             results[model] = json.loads(path.read_text())
             if args.retime and not results[model].get("retimed"):
@@ -525,14 +586,14 @@ def main() -> None:
                 from razn.models import load_model
 
                 torch.set_num_threads(1)
-                run = cache / args.profile / (model + profile.suffix) / "model.safetensors"
-                retime(results[model], load_model(run), profile, cache)
+                trained = run / (model + profile.suffix) / "model.safetensors"
+                retime(results[model], load_model(trained), profile, cache)
                 path.write_text(json.dumps(results[model], indent=1))
                 print(f"{model}: retimed ({time.time() - start:.0f} s)", flush=True)
-    write_report(args.profile, results, cache, time.time() - start)
+    write_report(args.profile, results, cache, time.time() - start, args.seed)
     if args.demo_out:
-        run = cache / args.profile / (args.demo_from + profile.suffix)
-        export_demo(run, results[args.demo_from], args.demo_out, profile, cache)
+        trained = run / (args.demo_from + profile.suffix)
+        export_demo(trained, results[args.demo_from], args.demo_out, profile, cache)
 
 
 def choose_threshold(model, profile: Profile, cache: Path) -> tuple[float, list[dict]]:
