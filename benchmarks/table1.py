@@ -212,13 +212,12 @@ def train_and_score(model: str, profile_name: str, cache: str, seed: int = 0) ->
         warmup_policy=variant.warmup_policy,
         data=_data_record(profile),
     )  # fmt: skip
-    start = time.time()
     if not (out / "model.safetensors").exists():
         pool = FieldBatch.load(cache_dir / f"fields-{profile_name}.safetensors")
         resume = (out / "checkpoint.state.safetensors").exists()
         for _ in train(config, FieldPool(pool), out, resume=resume):
             pass
-    train_s = time.time() - start
+    train_s = training_seconds(out)
     trained = load_model(out / "model.safetensors")
     thresholds = THRESHOLDS if variant.base == "razn" else (0.5,)
     start = time.time()
@@ -237,6 +236,15 @@ def train_and_score(model: str, profile_name: str, cache: str, seed: int = 0) ->
     add_batched_timing(result, trained, profile, cache_dir)
     result_path.write_text(json.dumps(result, indent=1))
     return result
+
+
+def training_seconds(run: Path) -> float:
+    """The training's own clock from its metrics log (right for a model trained earlier, too).
+
+    A resumed run restarts the clock, so this is the last stretch only.
+    """
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    return float(json.loads(rows[-1])["elapsed_s"]) if rows else 0.0
 
 
 def _data_record(profile: Profile) -> dict:
