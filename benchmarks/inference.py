@@ -15,6 +15,10 @@
 4. Slides per hour with 1 and 2 dask workers (4 small slides).
 5. With --large SLIDE: peak resident memory of `razn segment` on it, in a
    fresh process (for the 100,000 x 100,000 floor of 1.5 GB).
+6. With --paper-nets: the paper's configuration (`razn`: width 64, 256 px
+   patches) with random weights, never and always zooming on a 6144 px
+   slide, and its nets' patches/s: how the engine's fixed costs per tile
+   compare with nets of the paper's size (the accuracy means nothing).
 Prints markdown tables; figures go to docs/benchmarks.md by hand.
 """
 
@@ -129,6 +133,34 @@ def peak_rss_of(command: list[str]) -> tuple[float, float]:
     return peak, time.perf_counter() - start
 
 
+def paper_nets(workdir: Path, repeat: int) -> dict:
+    """Never and always zooming with the paper-sized RAZN (random weights), and its nets."""
+    import torch
+
+    from razn.models import build_model, get_config, load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = save_checkpoint(
+        build_model(get_config("razn")), workdir / "razn-paper-random.safetensors"
+    )
+    model = load_model(path)
+    slide = make_slide(workdir, "paper-6144", 1002, 6144)
+    print("\n| paper-sized RAZN, random weights | engine seconds, fastest (all runs) |\n|---|---|")
+    runs = {}
+    for threshold, label in ((1.0, "never zoom"), (0.0, "always zoom")):
+        summary = run_slide(slide, model, workdir / f"paper-t{threshold}", threshold, repeat)
+        runs[label] = summary
+        print(f"| {label} ({summary['tissue_tiles']} tissue tiles) | {summary['seconds']:.1f} "
+              f"({_times(summary)}) |", flush=True)  # fmt: skip
+    never, always = runs["never zoom"]["seconds"], runs["always zoom"]["seconds"]
+    print(f"\nnever / always zoom: {never / always:.2f}")
+    print("\n| net (paper size) | patches/s (CPU, batch 8) |\n|---|---|")
+    rates = patches_per_second(model, seconds=10.0)
+    for name, rate in rates:
+        print(f"| {name} | {rate:.2f} |", flush=True)
+    return {"runs": runs, "never_over_always": never / always, "patches_per_s": dict(rates)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="demo")
@@ -136,6 +168,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=8192, help="side of the test slides")
     parser.add_argument("--large", type=Path, help="a large slide for the peak-memory run")
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--paper-nets", action="store_true",
+                        help="also time the paper-sized RAZN (random weights)")  # fmt: skip
+    parser.add_argument("--only-paper-nets", action="store_true",
+                        help="run only the --paper-nets part")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each model on the test slide; the fastest is reported")  # fmt: skip
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=CHECKPOINT",
@@ -155,6 +191,10 @@ def main() -> int:
     classes = model.config.classes
     report = {}
 
+    if args.paper_nets or args.only_paper_nets:
+        report["paper_nets"] = paper_nets(args.workdir, args.repeat)
+        if args.only_paper_nets:
+            return 0
     test = make_slide(args.workdir, "test-1001", 1001, args.size)
     print(
         "\n| run | zoom fraction | engine seconds, fastest (all runs) | relative to threshold 0 | mIoU |\n|---|---|---|---|---|"

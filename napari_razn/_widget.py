@@ -434,11 +434,17 @@ class RaznWidget(Container):
 
     def _add_zoom_heatmap(self) -> None:
         self.zoom_layer = _layers.add_zoom_heatmap(self._viewer, self.session)
+        self.zoom_layer.events.visible.connect(self._zoom_layer_shown)
         self._show_zoom_changed()
 
     def _add_zoomed_outlines(self) -> None:
         self.zoomed_layer = _layers.add_zoomed_outlines(self._viewer, self.session)
+        self.zoomed_layer.events.visible.connect(self._zoom_layer_shown)
         self._show_zoom_changed()
+
+    def _zoom_layer_shown(self, event) -> None:
+        if event.source.visible and self.session is not None:
+            self._refresh_zoom_layers()  # brings up to date what was skipped while hidden
 
     def _add_classes_layer(self) -> None:
         self.classes_layer = _layers.add_classes_layer(self._viewer, self.session)
@@ -576,10 +582,12 @@ class RaznWidget(Container):
 
     # -- display ------------------------------------------------------------------
     def _refresh_zoom_layers(self) -> None:
-        if self.zoom_layer is not None:
+        # A hidden layer is left as it is (setting its data still costs GUI
+        # time) and brought up to date when it is shown (_zoom_layer_shown).
+        if self.zoom_layer is not None and self.zoom_layer.visible:
             self.zoom_layer.data = self.session.zoom_p
             self.zoom_layer.contrast_limits = (0.0, 1.0)
-        if self.zoomed_layer is not None:
+        if self.zoomed_layer is not None and self.zoomed_layer.visible:
             self.zoomed_layer.data = _layers.zoomed_rectangles(self.session)
 
     def _update_summary(self) -> None:

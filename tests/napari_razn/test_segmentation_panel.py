@@ -63,6 +63,21 @@ def test_segment_view_paints_the_view_and_nowhere_else(
     np.testing.assert_allclose(layer.translate, [0.875, 0.875])  # (8 - 1) / 2 x 0.25
 
 
+def test_hidden_zoom_layers_catch_up_when_shown(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    assert not widget.show_zoom.value  # hidden by default: not redrawn during a run
+    widget.threshold.value = 0.0
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    zoomed = int(widget.session.zoomed.sum())
+    assert zoomed > 0
+    widget.show_zoom.value = True
+    assert len(widget.zoomed_layer.data) == zoomed
+    np.testing.assert_array_equal(widget.zoom_layer.data, widget.session.zoom_p)
+
+
 def test_correction_survives_segmenting_again_and_a_restart(
     make_napari_viewer, qtbot, small_slide, small_checkpoint, session_folder, tmp_path
 ):

@@ -38,6 +38,41 @@ def output_paths(slide_path: str | Path, out_dir: str | Path) -> dict[str, Path]
     }
 
 
+class _BackgroundWriter:
+    """Store writes on a thread of their own, one at a time, in order.
+
+    A write (read, recompress and rewrite a band of label chunks, then the
+    tile arrays) takes about as long as a batch of the small nets on a CPU;
+    on its own thread it overlaps the next batches instead of adding to
+    them. At most one write waits behind the one running, so results never
+    pile up in memory. Leaving the block waits for every write, also when
+    the run stops with an error, so what was finished is on disk for a
+    resume; a failed write is raised there.
+    """
+
+    def __init__(self, store, grid):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.store, self.grid = store, grid
+        self.executor = ThreadPoolExecutor(1, "razn-store")
+        self.waiting = None
+
+    def write(self, results) -> None:
+        if not results:
+            return
+        if self.waiting is not None:
+            self.waiting.result()  # backpressure, and a failed write surfaces here
+        self.waiting = self.executor.submit(self.store.write, list(results), self.grid)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(wait=True)
+        if self.waiting is not None and exc[0] is None:
+            self.waiting.result()
+
+
 def segment_slide(
     slide_path,
     model,
@@ -71,24 +106,25 @@ def segment_slide(
             progress(finished, total, zoomed)
         start = time.perf_counter()
         pending = []
-        for result in segment(
-            slide,
-            model,
-            threshold=threshold,
-            skip=done,
-            batch_size=batch_size,
-            device=device,
-            read_threads=read_threads,
-        ):
-            pending.append(result)
-            finished += 1
-            zoomed += result.zoomed
-            if len(pending) >= WRITE_EVERY:
-                store.write(pending, grid)
-                pending = []
-            if progress:
-                progress(finished, total, zoomed)
-        store.write(pending, grid)
+        with _BackgroundWriter(store, grid) as writer:
+            for result in segment(
+                slide,
+                model,
+                threshold=threshold,
+                skip=done,
+                batch_size=batch_size,
+                device=device,
+                read_threads=read_threads,
+            ):
+                pending.append(result)
+                finished += 1
+                zoomed += result.zoomed
+                if len(pending) >= WRITE_EVERY:
+                    writer.write(pending)
+                    pending = []
+                if progress:
+                    progress(finished, total, zoomed)
+            writer.write(pending)
         seconds = time.perf_counter() - start
         summary = store.summary()
         classes = model.config.classes
