@@ -37,18 +37,16 @@ def test_every_write_lands_in_order_off_the_calling_thread():
 
 def test_a_failed_write_is_raised_not_lost():
     store = RecordingStore(fail_on=3)
-    with pytest.raises(OSError, match="disk full"):
-        with _BackgroundWriter(store, grid=None) as writer:
-            for tile in range(4):
-                writer.write([tile])
+    with pytest.raises(OSError, match="disk full"), _BackgroundWriter(store, None) as writer:
+        for tile in range(4):
+            writer.write([tile])
     assert store.written == [[0], [1], [2]]
 
 
 def test_an_error_in_the_run_still_waits_for_the_writes_before_it():
     store = RecordingStore()
-    with pytest.raises(RuntimeError, match="engine"):
-        with _BackgroundWriter(store, grid=None) as writer:
-            writer.write([0])
-            writer.write([1])
-            raise RuntimeError("engine failed")
+    with pytest.raises(RuntimeError, match="engine"), _BackgroundWriter(store, None) as writer:
+        writer.write([0])
+        writer.write([1])
+        raise RuntimeError("engine failed")
     assert store.written == [[0], [1]]  # on disk for a resume
