@@ -4,7 +4,8 @@ File > Open Sample > napari-razn > "Synthetic breast slide (with ground
 truth)". Nothing is downloaded: the slide is generated on first use into
 the user's cache (``$NAPARI_RAZN_CACHE``, else ``$XDG_CACHE_HOME/napari-razn``,
 else ``~/.cache/napari-razn``) and reused afterwards; it is regenerated when
-any of its three files is missing. Layers carry `scale` in microns and the
+any of its three files is missing, and made anew under another name when
+the generator changes (`razn.synth.GENERATOR_VERSION`). Layers carry `scale` in microns and the
 half-pixel `translate` of DESIGN.md, so the labels sit on the tissue.
 """
 
@@ -13,12 +14,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from razn.synth import GENERATOR_VERSION
+
 # Small enough to generate in a few seconds on a laptop core, large enough
 # to hold every class: 1.5 x 1.1 mm at 0.5 um/px.
 SAMPLE_SIZE = (3072, 2304)
 SAMPLE_SEED = 4  # a seed whose layout holds all four classes (tested)
 SAMPLE_MPP = 0.5
-SAMPLE_NAME = f"razn-synthetic-seed{SAMPLE_SEED}-{SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]}-v1.tif"
+SAMPLE_NAME = (
+    f"razn-synthetic-seed{SAMPLE_SEED}-{SAMPLE_SIZE[0]}x{SAMPLE_SIZE[1]}"
+    f"-g{GENERATOR_VERSION}.tif"
+)  # the generator's version in the name: a newer generator makes a new sample
 
 
 def cache_folder() -> Path:

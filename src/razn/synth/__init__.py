@@ -34,7 +34,14 @@ from razn.atomic import atomic_path
 from razn.errors import RaznError
 from razn.synth.layout import Layout, SlideSpec
 
+#: Raised whenever the same seed and settings start to give other pixels or
+#: labels, so that slides cached by seed (the napari sample) are made anew.
+#: 2: benign and in situ share every coarse-visible property, dense ducts
+#: (the second session's generator).
+GENERATOR_VERSION = 2
+
 __all__ = [
+    "GENERATOR_VERSION",
     "SlideSpec",
     "SynthResult",
     "companion_paths",
