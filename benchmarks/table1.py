@@ -18,7 +18,11 @@ the others; writes docs/benchmarks/table1_mosaic.md). Everything is cached
 under --cache, so an interrupted run picks up where it stopped.
 
 Usage: python benchmarks/table1.py --profile quick|full|mosaic [--cache DIR]
-       [--workers 2] [--demo-out src/razn/weights/demo.safetensors]
+       [--workers 2] [--only MODEL ...] [--seed N] [--retime]
+       [--demo-out src/razn/weights/demo.safetensors --demo-from razn-joint]
+
+Besides the paper's five models, three RAZN variants that are not in the
+paper (`VARIANTS`): warm-up, joint warm-up (the demo model) and no routing.
 """
 
 from __future__ import annotations
@@ -558,7 +562,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="+", choices=MODELS, help="train and score only these")
     parser.add_argument("--demo-out", help="also copy a trained RAZN here (the demo model)")
-    parser.add_argument("--demo-from", choices=RAZN_MODELS, default="razn")
+    parser.add_argument("--demo-from", choices=RAZN_MODELS, default="razn-joint")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed; runs other than 0 go to their own folder and "
                         "report, and the seed-0 report lists them")  # fmt: skip
