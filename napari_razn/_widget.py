@@ -444,7 +444,7 @@ class RaznWidget(Container):
 
     def _zoom_layer_shown(self, event) -> None:
         if event.source.visible and self.session is not None:
-            self._refresh_zoom_layers()  # brings up to date what was skipped while hidden
+            self._refresh_zoom_layer(event.source)  # what was skipped while hidden
 
     def _add_classes_layer(self) -> None:
         self.classes_layer = _layers.add_classes_layer(self._viewer, self.session)
@@ -584,11 +584,16 @@ class RaznWidget(Container):
     def _refresh_zoom_layers(self) -> None:
         # A hidden layer is left as it is (setting its data still costs GUI
         # time) and brought up to date when it is shown (_zoom_layer_shown).
-        if self.zoom_layer is not None and self.zoom_layer.visible:
-            self.zoom_layer.data = self.session.zoom_p
-            self.zoom_layer.contrast_limits = (0.0, 1.0)
-        if self.zoomed_layer is not None and self.zoomed_layer.visible:
-            self.zoomed_layer.data = _layers.zoomed_rectangles(self.session)
+        for layer in (self.zoom_layer, self.zoomed_layer):
+            if layer is not None and layer.visible:
+                self._refresh_zoom_layer(layer)
+
+    def _refresh_zoom_layer(self, layer) -> None:
+        if layer is self.zoom_layer:
+            layer.data = self.session.zoom_p
+            layer.contrast_limits = (0.0, 1.0)
+        else:
+            layer.data = _layers.zoomed_rectangles(self.session)
 
     def _update_summary(self) -> None:
         from razn.classes import DEFAULT_CLASSES
