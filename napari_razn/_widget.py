@@ -550,11 +550,13 @@ class RaznWidget(Container):
         if self.classes_layer is not None:  # else it shows the tile when added
             _layers.refresh_region(self.classes_layer, rows, cols)
         r = self.runner
-        zoomed = int(self.session.zoomed[self.session.done].sum())
-        done = int(self.session.done.sum())
+        # Of the tissue tiles, as `razn segment` counts: glass has no p.
+        tissue = self.session.done & ~np.isnan(self.session.zoom_p)
+        zoomed = int(self.session.zoomed[tissue].sum())
         if r.running:  # tiles still queued after a cancel are kept, quietly
             self.progress_label.value = (
-                f"{r.finished} / {r.total} tiles, zoomed {zoomed / max(done, 1):.0%}"
+                f"{r.finished} / {r.total} tiles, "
+                f"zoomed {zoomed / max(int(tissue.sum()), 1):.0%} of tissue"
             )
         if r.finished % 16 == 0 or r.finished == r.total:
             self._refresh_zoom_layers()

@@ -31,6 +31,12 @@ def settle(app, seconds: float) -> None:
 
 
 def main() -> int:
+    import os
+    import tempfile
+
+    # Sessions in a folder of their own: a run starts from nothing, as a
+    # first-time user does, not from a session restored from the last run.
+    os.environ["NAPARI_RAZN_SESSIONS"] = tempfile.mkdtemp(prefix="razn-screenshots-")
     import napari
     from qtpy.QtWidgets import QApplication
 
@@ -58,7 +64,7 @@ def main() -> int:
     widget = RaznWidget(viewer)
     viewer.window.add_dock_widget(widget, name="RAZN", area="right")
     widget.device_picker.value = "cpu"
-    # The slider starts at the demo's own threshold (0.05), as a user sees it.
+    # The slider starts at the demo's own threshold, as a user sees it.
     widget.segment_slide()
     deadline = time.monotonic() + 120
     while widget.runner.running and time.monotonic() < deadline:

@@ -73,6 +73,8 @@ def test_hidden_zoom_layers_catch_up_when_shown(
     wait_idle(qtbot, widget)
     zoomed = int(widget.session.zoomed.sum())
     assert zoomed > 0
+    # Counted over tissue tiles, as `razn segment` counts: all of them zoomed.
+    assert widget.progress_label.value.endswith("zoomed 100% of tissue")
     widget.show_zoom.value = True
     assert len(widget.zoomed_layer.data) == zoomed
     np.testing.assert_array_equal(widget.zoom_layer.data, widget.session.zoom_p)
