@@ -303,7 +303,7 @@ class RaznWidget(Container):
         """When the model changes, start the slider at the model's own threshold.
 
         A policy's p is not calibrated, so each checkpoint may carry the
-        threshold it was tuned for (the demo's is 0.05; others get 0.5). Only
+        threshold it was tuned for (`default_threshold`; others get 0.5). Only
         the checkpoint's header is read; a path still being typed is skipped.
         """
         from razn.errors import RaznError
