@@ -1,7 +1,8 @@
 """`razn synth`: write a synthetic slide with its ground truth, or a real-tissue mosaic.
 
     razn synth OUT.tif --size WxH --seed N [--mpp 0.25] [--tissue-fraction F]
-                       [--lesion-fraction F] [--label-noise PX] [--workers N]
+                       [--lesion-fraction F] [--invasive desmoplastic|scattered]
+                       [--label-noise PX] [--workers N]
     razn synth OUT.tif --mosaic DIR [--split train|test|all] [--test-fraction F]
                        [--split-seed S] [--seed N] [--mpp 0.25]
 
@@ -57,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="fraction of the tissue in lesions (benign, in situ, invasive alike), "
         "0.05-0.6 (default 0.4)",
+    )
+    parser.add_argument(
+        "--invasive",
+        choices=("desmoplastic", "scattered"),
+        default="desmoplastic",
+        help="invasive carcinoma as crowded nests in pale stroma (default), or as small "
+        "nests ~100 um apart in normal-looking stroma and fat (a 64 um patch of the "
+        "lesion often shows no tumour, a 128 um field nearly always does)",
     )
     parser.add_argument(
         "--label-noise",
@@ -131,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 mpp=args.mpp,
                 tissue_fraction=args.tissue_fraction,
                 lesion_fraction=args.lesion_fraction,
+                invasive=args.invasive,
                 label_noise=args.label_noise,
                 label_downsample=args.label_downsample,
                 workers=args.workers,

@@ -42,12 +42,16 @@ GENERATOR_VERSION = 2
 
 __all__ = [
     "GENERATOR_VERSION",
+    "INVASIVE_PATTERNS",
     "SlideSpec",
     "SynthResult",
     "companion_paths",
     "generate_slide",
     "generate_mosaic",
 ]
+
+#: How invasive carcinoma may grow (`SlideSpec.invasive`); the first is the default.
+INVASIVE_PATTERNS = ("desmoplastic", "scattered")
 
 # Validated here, not by argparse, so the API and the CLI refuse alike.
 MAX_SIDE = 1_000_000
@@ -99,6 +103,7 @@ def generate_slide(
     mpp: float = 0.25,
     tissue_fraction: float = 0.55,
     lesion_fraction: float = 0.4,
+    invasive: str = "desmoplastic",
     label_noise: float = 0.0,
     label_downsample: int | None = None,
     level_factor: int = 2,
@@ -127,6 +132,11 @@ def generate_slide(
         equally by benign, in situ and invasive; the rest is normal. Real
         biopsies vary; the default is lesion-rich, so small slides test
         every class.
+    invasive : {"desmoplastic", "scattered"}
+        How invasive carcinoma grows: crowded nests in pale reactive stroma
+        (plain at any magnification), or small nests about 100 um apart in
+        stroma and fat that look normal (a 64 um patch of the lesion often
+        shows no tumour; a 128 um field nearly always does).
     label_noise : float
         Amplitude in level-0 pixels of a smooth random displacement of the
         ground-truth region boundaries (the image is unaffected).
@@ -144,7 +154,11 @@ def generate_slide(
     spec = _check_spec(width, height, seed, mpp, tissue_fraction, label_noise)
     if not 0.05 <= lesion_fraction <= 0.6:
         raise RaznError(f"lesion fraction must be in 0.05..0.6, got {lesion_fraction}")
-    spec = replace(spec, lesion_fraction=float(lesion_fraction))
+    if invasive not in INVASIVE_PATTERNS:
+        raise RaznError(
+            f"invasive pattern must be one of {', '.join(INVASIVE_PATTERNS)}, got {invasive!r}"
+        )
+    spec = replace(spec, lesion_fraction=float(lesion_fraction), invasive=invasive)
     if label_downsample is None:
         label_downsample = default_label_downsample(width, height)
     if int(label_downsample) != label_downsample or label_downsample < 1:
@@ -161,8 +175,12 @@ def generate_slide(
     from razn.synth.writer import write_pyramid
 
     layout = Layout.build(spec)
+    described = asdict(spec)
+    if spec.invasive == "desmoplastic":
+        # The default slides keep the bytes they had before the option.
+        del described["invasive"]
     key = json.dumps(
-        {**asdict(spec), "label_noise": label_noise, "label_downsample": label_downsample,
+        {**described, "label_noise": label_noise, "label_downsample": label_downsample,
          "level_factor": level_factor, "quality": quality},
         sort_keys=True,
     )  # fmt: skip

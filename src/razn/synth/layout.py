@@ -15,6 +15,15 @@ The design choices that make the RAZN question real live here:
 * invasive lesions are spiculated and filled with many small irregular
   nests without a myoepithelial rim, so they differ at coarse scale;
 * normal tissue is stroma, fat and sparse open ducts and lobules.
+
+`SlideSpec.invasive` picks one of two invasive patterns. "desmoplastic"
+(the default) is the above: crowded nests in pale reactive stroma, plain
+at any magnification. "scattered" is the diffusely infiltrating pattern of
+lobular carcinoma: small nests and cords about 100 um apart in stroma and
+fat that look normal. The lesion is still annotated as one region (as BACH
+pathologists outline it), so a 64 um patch of its stroma cannot tell it
+from normal tissue, while a 128 um field nearly always holds a nest: the
+one class on these slides that low magnification reads better.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class SlideSpec:
     mpp: float = 0.25
     tissue_fraction: float = 0.55
     lesion_fraction: float = 0.4
+    #: "desmoplastic" or "scattered" (see the module docstring).
+    invasive: str = "desmoplastic"
 
     def um(self, microns: float) -> float:
         """Microns to level-0 pixels."""
@@ -453,7 +464,14 @@ def _place_structures(layout: Layout, rng) -> Shapes:
         c = int(les.extra["cls"][i])
         ext = les.extent()[i]
         area = np.pi * les.a[i] ** 2
-        if c == INVASIVE:
+        scattered = c == INVASIVE and spec.invasive == "scattered"
+        if scattered:
+            # One small nest or cord per ~(100 um)^2, spaced by the gap, so
+            # most 64 um patches of the lesion hold none and most 128 um
+            # fields hold one or more.
+            radius, aspect, gap, amp, harm = (8.0, 20.0), (1.0, 2.6), 45.0, 0.3, (2, 6)
+            mean_area = spec.um(100.0) ** 2
+        elif c == INVASIVE:
             radius, aspect, gap, amp, harm = (10.0, 34.0), (1.0, 2.6), 7.0, 0.3, (2, 6)
             mean_area = np.pi * spec.um(22.0) ** 2 / 1.8
         else:
@@ -462,14 +480,17 @@ def _place_structures(layout: Layout, rng) -> Shapes:
             # epithelium, whose nuclei tell the two apart.
             radius, aspect, gap, amp, harm = (10.0, 55.0), (1.0, 1.15), 3.0, 0.08, (2, 4)
             mean_area = np.pi * spec.um(30.0) ** 2
-        n = int(min(200_000, (12 if c == INVASIVE else 60) * area / mean_area)) + 20
+        tries = 2 if scattered else 12 if c == INVASIVE else 60
+        n = int(min(200_000, tries * area / mean_area)) + 20
         cand = (
             les.cx[i] + rng.uniform(-ext, ext, n),
             les.cy[i] + rng.uniform(-ext, ext, n),
         )
 
-        def accept(x, y, r, i=i, c=c):
+        def accept(x, y, r, i=i, c=c, scattered=scattered):
             rho = les.rho(i, x, y)
+            if scattered:
+                return rho < 1.0
             if c == INVASIVE:
                 # Infiltrative: nests thin out towards the edge, a few beyond.
                 return rng.uniform(0, 1, len(x)) < np.clip(1.15 - rho, 0, 1) ** 0.7

@@ -72,8 +72,14 @@ def render_region(
     in_structure = (kind >= 0) & tissue
     in_lumen = in_structure & (rho < lumen)
     stroma = tissue & ~in_structure
-    fat = stroma & (lesion == NORMAL) & (_on_coarse_lattice(layout.fat_grid, xs, ys, px) > 0)
-    desmoplastic = stroma & (lesion == INVASIVE)
+    if spec.invasive == "scattered":
+        # Scattered nests infiltrate stroma and fat without a stromal reaction.
+        fatty = (lesion == NORMAL) | (lesion == INVASIVE)
+        desmoplastic = np.zeros_like(stroma)
+    else:
+        fatty = lesion == NORMAL
+        desmoplastic = stroma & (lesion == INVASIVE)
+    fat = stroma & fatty & (_on_coarse_lattice(layout.fat_grid, xs, ys, px) > 0)
     stroma &= ~fat
 
     eosin = np.zeros((gh, gw), np.float32)
