@@ -47,6 +47,7 @@ def test_bad_values_fail_clearly_and_write_nothing(tmp_path, capsys, argv, messa
     [
         (["--size", "abc", "--seed", "1"], "size must be WxH"),
         (["--size", "500x500", "--seed", "1", "--bogus"], "unrecognized arguments"),
+        (["--size", "500x500", "--seed", "1", "--invasive", "lobular"], "invalid choice"),
     ],
 )
 def test_malformed_arguments_are_usage_errors(tmp_path, capsys, argv, message):
