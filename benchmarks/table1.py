@@ -14,10 +14,13 @@ finish within an hour on 2 cores), `full` (the paper's ResNet18 models
 and 256-pixel patches, for a GPU; untested here) and `mosaic` (quick's
 models and budget on real tissue: the BreakHis mosaic of
 ../shared/data/breakhis-100x, trained on the train patients and scored on
-the others; writes docs/benchmarks/table1_mosaic.md). Everything is cached
-under --cache, so an interrupted run picks up where it stopped.
+the others; writes docs/benchmarks/table1_mosaic.md) and `scattered`
+(quick on slides whose invasive carcinoma is scattered nests, `razn synth
+--invasive scattered`: the one class a 128 um field reads better than a
+64 um patch; writes docs/benchmarks/table1_scattered.md). Everything is
+cached under --cache, so an interrupted run picks up where it stopped.
 
-Usage: python benchmarks/table1.py --profile quick|full|mosaic [--cache DIR]
+Usage: python benchmarks/table1.py --profile quick|full|mosaic|scattered [--cache DIR]
        [--workers 2] [--only MODEL ...] [--seed N] [--retime]
        [--demo-out src/razn/weights/demo.safetensors --demo-from razn-joint]
 

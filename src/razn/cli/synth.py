@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--invasive",
-        choices=("desmoplastic", "scattered"),
         default="desmoplastic",
+        metavar="desmoplastic|scattered",
         help="invasive carcinoma as crowded nests in pale stroma (default), or as small "
         "nests ~100 um apart in normal-looking stroma and fat (a 64 um patch of the "
         "lesion often shows no tumour, a 128 um field nearly always does)",
