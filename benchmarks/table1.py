@@ -391,7 +391,8 @@ def write_report(
                  "(`--retime`)." if all(r.get("retimed") for r in results.values()) else
                  "Timed while scoring, beside another model's training (noisy)."),
               "", "Per-class IoU (threshold 0.5 for RAZN):", "",
-              "| model | " + " | ".join(_at(results[MODELS[0]], 0.5)["per_class_iou"]) + " |",
+              "| model | " + " | ".join(_at(next(iter(results.values())), 0.5)["per_class_iou"])
+              + " |",
               "|---|" + "---|" * 4]  # fmt: skip
     for model in MODELS:
         if model in results:
@@ -472,23 +473,26 @@ def seed_spread(results: dict, cache: Path, profile_name: str) -> list[str]:
 
 def floors(results: dict, title: str = "Floors") -> list[str]:
     """The issue's floors, checked, whatever they say."""
-    if not {"scale1", "scale2"} <= set(results):
+    if "scale2" not in results:
         return []
-    s1, s2 = _at(results["scale1"], 0.5), _at(results["scale2"], 0.5)
+    s2 = _at(results["scale2"], 0.5)
     out = [f"## {title}", ""]
-    ok = s2["miou"] > s1["miou"]
-    out.append(f"- Scale 2 beats Scale 1: mIoU {s2['miou']:.3f} vs {s1['miou']:.3f}: "
-               f"**{'met' if ok else 'NOT met'}**.")  # fmt: skip
+    s1, ok = None, True  # a run without Scale 1 (other seeds) checks RAZN against Scale 2 only
+    if "scale1" in results:
+        s1 = _at(results["scale1"], 0.5)
+        ok = s2["miou"] > s1["miou"]
+        out.append(f"- Scale 2 beats Scale 1: mIoU {s2['miou']:.3f} vs {s1['miou']:.3f}: "
+                   f"**{'met' if ok else 'NOT met'}**.")  # fmt: skip
     for key, how in (("relative_time", "one field per call"),
                      ("relative_time_batched", f"batches of {BATCH_TIMING} fields")):  # fmt: skip
         if s2.get(key) is None:
             continue
         out += ["", f"Time measured with {how}:", ""]
-        out += _razn_floor(results, s1, s2, key, ok)
+        out += _razn_floor(results, s2, key, ok)
     return out
 
 
-def _razn_floor(results: dict, s1: dict, s2: dict, key: str, scale2_wins: bool) -> list[str]:
+def _razn_floor(results: dict, s2: dict, key: str, scale2_wins: bool) -> list[str]:
     out = []
     budget = 0.6 * s2[key]
     for model in RAZN_MODELS:
