@@ -477,7 +477,7 @@ def floors(results: dict, title: str = "Floors") -> list[str]:
         return []
     s2 = _at(results["scale2"], 0.5)
     out = [f"## {title}", ""]
-    s1, ok = None, True  # a run without Scale 1 (other seeds) checks RAZN against Scale 2 only
+    ok = True  # a run without Scale 1 (other seeds) checks RAZN against Scale 2 only
     if "scale1" in results:
         s1 = _at(results["scale1"], 0.5)
         ok = s2["miou"] > s1["miou"]

@@ -2,10 +2,10 @@
 
 A 512 um square of one invasive lesion on a `razn synth --invasive
 scattered` slide (seed 201, 6144 px, the `scattered` Table 1 profile's first
-held-out slide) at 1 um/px, with RAZN's 128 um fields (white) and the 64 um
-patches it would zoom into (thin, grey); the annotated lesion's
-outline in red. Many 64 um patches hold only
-stroma or fat; nearly every 128 um field holds a nest.
+held-out slide) at 1 um/px, with RAZN's 128 um fields (white), the 64 um
+patches it would zoom into (thin, grey) and the annotated lesion's outline
+(red). Many 64 um patches hold only stroma or fat; nearly every 128 um
+field holds a nest.
 
     python scripts/scattered_figure.py [OUT.png]
 """
