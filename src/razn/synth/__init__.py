@@ -32,7 +32,7 @@ from pathlib import Path
 
 from razn.atomic import atomic_path
 from razn.errors import RaznError
-from razn.synth.layout import Layout, SlideSpec
+from razn.synth.layout import INVASIVE_PATTERNS, Layout, SlideSpec
 
 #: Raised whenever the same seed and settings start to give other pixels or
 #: labels, so that slides cached by seed (the napari sample) are made anew.
@@ -49,9 +49,6 @@ __all__ = [
     "generate_slide",
     "generate_mosaic",
 ]
-
-#: How invasive carcinoma may grow (`SlideSpec.invasive`); the first is the default.
-INVASIVE_PATTERNS = ("desmoplastic", "scattered")
 
 # Validated here, not by argparse, so the API and the CLI refuse alike.
 MAX_SIDE = 1_000_000
@@ -176,7 +173,7 @@ def generate_slide(
 
     layout = Layout.build(spec)
     described = asdict(spec)
-    if spec.invasive == "desmoplastic":
+    if spec.invasive == INVASIVE_PATTERNS[0]:
         # The default slides keep the bytes they had before the option.
         del described["invasive"]
     key = json.dumps(

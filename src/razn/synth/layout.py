@@ -42,6 +42,9 @@ KIND_OF_CLASS = {BENIGN: BENIGN_DUCT, IN_SITU: IN_SITU_DUCT, INVASIVE: INVASIVE_
 N_HARMONICS = 10
 _BUCKET_UM = 128.0
 
+#: How invasive carcinoma may grow (`SlideSpec.invasive`); the first is the default.
+INVASIVE_PATTERNS = ("desmoplastic", "scattered")
+
 # Noise streams (any distinct integers).
 STREAM_TISSUE, STREAM_FAT, STREAM_LABEL_NOISE_X, STREAM_LABEL_NOISE_Y = 1, 2, 3, 4
 
@@ -72,8 +75,8 @@ class SlideSpec:
     mpp: float = 0.25
     tissue_fraction: float = 0.55
     lesion_fraction: float = 0.4
-    #: "desmoplastic" or "scattered" (see the module docstring).
-    invasive: str = "desmoplastic"
+    #: One of INVASIVE_PATTERNS (see the module docstring).
+    invasive: str = INVASIVE_PATTERNS[0]
 
     def um(self, microns: float) -> float:
         """Microns to level-0 pixels."""
