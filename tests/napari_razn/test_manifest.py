@@ -58,7 +58,7 @@ def test_wheel_carries_the_manifest_and_entry_point(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "napari_razn/napari.yaml" in names
-        assert "razn/slide.py" in names
+        assert "razn/slide/__init__.py" in names
         (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
         entry = configparser.ConfigParser()
         entry.read_string(archive.read(entry_points).decode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from razn._tiff_slide import _main_series
+from razn.slide._tiff import _main_series
 
 
 def series(name, shape, axes="YXS"):

@@ -1,20 +1,16 @@
-"""Whole-slide images as lazy pyramids, read in level-0 coordinates at any mpp.
+"""The `Slide`: a pyramid of lazy RGB levels, read in level-0 coordinates at any mpp.
 
-`open_slide` turns a slide file into a `Slide`: one dask array per pyramid
-level (largest first) over tifffile's zarr store, so nothing is decoded
-until someone looks at it, plus the facts the rest of the project needs
-(downsamples, mpp, magnification). `Slide.read_region` is the one way the
-core reads pixels: a box in level-0 pixels, returned at a target resolution,
-read from the nearest finer stored level and resized when no level matches.
-
-Opening only parses the TIFF directory and metadata; on a 100k x 100k slide
-that is a few tile-offset tables, not pixels.
+A slide is one dask array per pyramid level (largest first), so nothing is
+decoded until someone looks at it, plus the facts the rest of the project
+needs (downsamples, mpp, magnification). `Slide.read_region` is the one way
+the core reads pixels: a box in level-0 pixels, returned at a target
+resolution, read from the nearest finer stored level and resized when no
+level matches. The openers (`razn.slide.open_slide`) build it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,14 +19,6 @@ import dask.array as da
 import numpy as np
 
 from razn.errors import SlideError
-
-#: File endings opened as TIFF-family slides, and as plain images.
-TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".qptiff", ".btf")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-SLIDE_SUFFIXES = TIFF_SUFFIXES + IMAGE_SUFFIXES
-
-#: Plain images are decoded whole; anything larger should be a tiled TIFF.
-MAX_IMAGE_PIXELS = 20_000 * 20_000
 
 # dask chunks are a whole number of file tiles near this edge: large enough
 # that a 100k x 100k level is ~10k chunks (a cheap graph), small enough that
@@ -310,109 +298,6 @@ def _resize(window: np.ndarray, out_size: tuple[int, int], box) -> np.ndarray:
     # what a scanner's own coarser level approximates; enlarging uses bilinear.
     resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
     return np.array(Image.fromarray(window).resize(out_size, resample, box=box))
-
-
-# ---------------------------------------------------------------------------
-# Opening
-
-
-def open_slide(path: str | os.PathLike, *, mpp: float | None = None) -> Slide:
-    """Open a whole-slide image lazily.
-
-    Parameters
-    ----------
-    path : path to an Aperio SVS, (OME-)TIFF, Leica SCN, Hamamatsu NDPI,
-        or a small PNG/JPEG image.
-    mpp : microns per level-0 pixel, overriding (or supplying, for files
-        without it) what the file records.
-
-    Raises
-    ------
-    SlideError naming the file and the problem: missing, empty, not an image,
-    corrupt, or not 8-bit RGB.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SlideError("no such file", path)
-    if path.is_dir():
-        raise SlideError("is a folder, not a slide file", path)
-    if path.stat().st_size == 0:
-        raise SlideError("the file is empty (0 bytes)", path)
-    if mpp is not None and not mpp > 0:
-        raise SlideError(f"mpp must be a positive number of microns per pixel, not {mpp}", path)
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic[:2] in (b"II", b"MM"):
-        from razn._tiff_slide import open_tiff_slide
-
-        slide = open_tiff_slide(path)
-    elif magic[:4] == b"\x89PNG" or magic[:2] == b"\xff\xd8":
-        slide = _open_image(path)
-    else:
-        kind = "a text file" if _looks_like_text(path) else "not a TIFF, PNG or JPEG file"
-        raise SlideError(
-            f"cannot open as a slide: {kind} (supported: {', '.join(SLIDE_SUFFIXES)})", path
-        )
-    if mpp is not None:
-        slide.mpp, slide.mpp_source = float(mpp), "user"
-    return slide
-
-
-def _looks_like_text(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _open_image(path: Path) -> Slide:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise SlideError(
-                    f"{image.width}x{image.height} is too large for a plain image; "
-                    "convert it to a tiled pyramidal TIFF",
-                    path,
-                )
-            mode = image.mode
-            if mode not in ("RGB", "RGBA", "P"):
-                raise SlideError(f"holds {_describe_mode(mode)}; RAZN reads 8-bit RGB", path)
-            pixels = np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise SlideError(f"cannot decode the image: {error}", path) from None
-    level0 = da.from_array(pixels, chunks=(_CHUNK_EDGE, _CHUNK_EDGE, 3))
-
-    def read_stored(index, y0, y1, x0, x1):
-        return pixels[y0:y1, x0:x1].copy()  # callers may write into what they get
-
-    return Slide(
-        path,
-        "image",
-        build_levels([level0], stored_count=1),
-        mpp=None,
-        mpp_source=None,
-        magnification=None,
-        tile_size=None,
-        compression=path.suffix.lstrip(".").lower() or None,
-        read_stored=read_stored,
-    )
-
-
-def _describe_mode(mode: str) -> str:
-    return {
-        "L": "8-bit grayscale pixels",
-        "LA": "grayscale pixels with alpha",
-        "1": "1-bit pixels",
-        "I;16": "16-bit grayscale pixels",
-        "I": "32-bit integer pixels",
-        "F": "32-bit float pixels",
-        "CMYK": "CMYK pixels",
-    }.get(mode, f"{mode} pixels")
 
 
 def build_levels(stored: list[da.Array], stored_count: int | None = None) -> list[Level]:

@@ -17,10 +17,10 @@ import numpy as np
 import tifffile
 import zarr
 
-from razn._tiff_tiles import TileCache, TiledLevelReader, can_read_directly, open_byte_reader
 from razn.errors import SlideError
-from razn.slide import Slide, build_levels, chunk_shape
-from razn.slide_metadata import read_metadata
+from razn.slide._metadata import read_metadata
+from razn.slide._pyramid import Slide, build_levels, chunk_shape
+from razn.slide._tiles import TileCache, TiledLevelReader, can_read_directly, open_byte_reader
 
 # Series that scanners store beside the slide itself.
 _SIDE_IMAGES = {"label", "macro", "thumbnail", "overview"}
