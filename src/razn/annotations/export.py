@@ -41,7 +41,7 @@ import numpy as np
 import shapely
 
 from razn.annotations.geojson import write_geojson
-from razn.annotations.label_grid import rasterize, vectorize
+from razn.annotations.label_grid import label_downsample, rasterize, vectorize
 from razn.annotations.model import AnnotationSet
 from razn.classes import DEFAULT_CLASSES, NORMAL, UNLABELLED, TissueClass
 
@@ -161,9 +161,6 @@ def annotation_label_grid(
         level0_shape = _extent([geometry for _, geometry in shapes])
     height, width = (int(n) for n in level0_shape)
     if downsample is None:
-        # razn.inference imports torch; only pay for it when painting.
-        from razn.inference.tiling import label_downsample
-
         downsample = label_downsample((height, width), mpp)
     grid_shape = (math.ceil(height / downsample), math.ceil(width / downsample))
     labels = rasterize(shapes, grid_shape, downsample)
