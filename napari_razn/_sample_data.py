@@ -91,7 +91,7 @@ def make_synthetic_slide_sample():
                 # What the QuPath writer needs to place the grid in level 0.
                 "razn_labels": {
                     "downsample": d,
-                    "level0_shape": list(slide.dimensions),
+                    "level0_shape": list(slide.shape),
                     "mpp": mpp0,
                 },
             },

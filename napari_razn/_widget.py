@@ -525,7 +525,7 @@ class RaznWidget(Container):
         if ready is None:
             return
         slide, model = ready
-        h, w = slide.dimensions
+        h, w = slide.shape
         self._start(slide, model, self.session.tiles_for_view((0, 0, w, h)))
 
     def _start(self, slide, model, tiles) -> None:

@@ -136,7 +136,7 @@ def field_grid(labelled, config, min_tissue: float = MIN_TISSUE) -> list[tuple[f
     """Top-left corners (level-0 px) of a grid of fields of view over the tissue."""
     slide = labelled.slide
     size = config.patch_size * config.base_mpp / slide.mpp
-    h, w = slide.dimensions
+    h, w = slide.shape
     corners = []
     for y in np.arange(0, h, size):
         for x in np.arange(0, w, size):

@@ -71,9 +71,9 @@ def open_labelled(
         from razn.label_tiff import read_label_grid
 
         grid = read_label_grid(labels_path)
-        if tuple(grid.level0_shape) != tuple(slide.dimensions):
+        if tuple(grid.level0_shape) != tuple(slide.shape):
             raise RaznError(
-                f"label grid is for a {grid.level0_shape} slide, this slide is {slide.dimensions}",
+                f"label grid is for a {grid.level0_shape} slide, this slide is {slide.shape}",
                 labels_path,
             )
         return LabelledSlide(slide, np.asarray(grid.labels), int(grid.downsample))
@@ -81,7 +81,7 @@ def open_labelled(
 
     shapes = read_annotations(labels_path).shapes
     d = ANNOTATION_DOWNSAMPLE
-    h, w = slide.dimensions
+    h, w = slide.shape
     grid = rasterize(shapes, (-(-h // d), -(-w // d)), d, fill=unannotated)
     return LabelledSlide(slide, grid, d)
 

@@ -168,7 +168,7 @@ def _check_region(slide, region) -> None:
     from razn.errors import SlideError
 
     x, y, w, h = region
-    height, width = slide.dimensions
+    height, width = slide.shape
     if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise SlideError(
             f"region ({x:g}, {y:g}, {w:g} x {h:g}) lies outside the slide "

@@ -105,7 +105,7 @@ def tile_grid(slide, config) -> TileGrid:
             f"{config.base_mpp} um/px; give the slide's mpp (--mpp)",
             slide.path,
         )
-    d = label_downsample(slide.dimensions, slide.mpp)
+    d = label_downsample(slide.shape, slide.mpp)
     fov = config.patch_size * config.base_mpp / slide.mpp
     tile = max(d, round(fov / d) * d)
-    return TileGrid(slide.dimensions, tile, d, config.patch_size)
+    return TileGrid(slide.shape, tile, d, config.patch_size)

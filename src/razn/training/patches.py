@@ -145,7 +145,7 @@ class FieldSampler:
         # in the middle of its fields.
         cx = (col + rng.random()) * d + rng.uniform(-size / 4, size / 4)
         cy = (row + rng.random()) * d + rng.uniform(-size / 4, size / 4)
-        h, w = labelled.slide.dimensions
+        h, w = labelled.slide.shape
         x = float(np.clip(round(cx - size / 2), 0, max(w - size, 0)))
         y = float(np.clip(round(cy - size / 2), 0, max(h - size, 0)))
         return read_field(labelled, (x, y), size, self.config)
