@@ -6,7 +6,7 @@ the user's cache (``$NAPARI_RAZN_CACHE``, else ``$XDG_CACHE_HOME/napari-razn``,
 else ``~/.cache/napari-razn``) and reused afterwards; it is regenerated when
 any of its three files is missing, and made anew under another name when
 the generator changes (`razn.synth.GENERATOR_VERSION`). Layers carry `scale` in microns and the
-half-pixel `translate` of DESIGN.md, so the labels sit on the tissue.
+half-pixel `translate` of docs/design.md, so the labels sit on the tissue.
 """
 
 from __future__ import annotations

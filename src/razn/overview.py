@@ -58,7 +58,7 @@ def render_segmentation_overview(
 ) -> Image.Image:
     """Thumbnail with the class overlay, a legend, and the zoomed tiles outlined.
 
-    `labels` is the label grid (values as DESIGN.md, 0 unsegmented), `zoomed`
+    `labels` is the label grid (values as docs/design.md, 0 unsegmented), `zoomed`
     the tile grid of zoom decisions, `tile_size` a tile's level-0 side.
     Normal tissue (and glass) is left uncoloured so the lesions stand out.
     """
