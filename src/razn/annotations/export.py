@@ -41,7 +41,7 @@ import numpy as np
 import shapely
 
 from razn.annotations.geojson import write_geojson
-from razn.annotations.label_grid import label_downsample, rasterize, vectorize
+from razn.annotations.label_grid import rasterize, vectorize
 from razn.annotations.model import AnnotationSet
 from razn.classes import DEFAULT_CLASSES, NORMAL, UNLABELLED, TissueClass
 
@@ -154,7 +154,7 @@ def annotation_label_grid(
         uint8 labels (0 where no region lies), downsample, level-0 shape,
         mpp and class table.
     """
-    from razn.label_tiff import LabelGrid
+    from razn.label_tiff import LabelGrid, label_downsample
 
     shapes = annotations.shapes
     if level0_shape is None:

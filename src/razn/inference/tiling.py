@@ -6,7 +6,7 @@ grid anchored at the slide's origin, so the same tile means the same pixels
 whichever region or view asked for it (the plugin reuses finished tiles).
 
 The label grid has one resolution per slide
-(`razn.annotations.label_grid.label_downsample`): `downsample` level-0
+(`razn.label_tiff.label_downsample`): `downsample` level-0
 pixels a label pixel, the finer of 2 um (a quarter of the fine nets' 0.5 um
 output, so zoomed tiles show finer boundaries than coarse ones, whose
 logits are at 8 um) and what keeps the whole grid under 100 MB (an 80,000 x
@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# The label grid's resolution rule lives with the label grid, below both
-# razn.annotations and razn.inference; imported here for the tile grid.
-from razn.annotations.label_grid import (  # noqa: F401 (re-exported)
+# The label grid's resolution rule lives with the label-grid files, below
+# both razn.annotations and razn.inference; imported here for the tile grid.
+from razn.label_tiff import (  # noqa: F401 (re-exported)
     DEFAULT_DOWNSAMPLE,
     LABEL_MPP,
     MAX_LABEL_PIXELS,
