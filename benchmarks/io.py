@@ -50,7 +50,7 @@ def make_large_slide(path: Path, size: int, mpp: float = 0.25) -> Path:
     import razn
 
     with razn.open_slide(SHARED / "CMU-1-Small-Region.svs") as source:
-        h, w = source.dimensions
+        h, w = source.shape
         tiles = []
         for y in range(0, h - TILE, TILE):
             for x in range(0, w - TILE, TILE):
@@ -131,7 +131,7 @@ def compare_readers(path: Path, count: int) -> list[dict]:
 
     results = []
     with razn.open_slide(path) as probe:
-        height, width = probe.dimensions
+        height, width = probe.shape
     # The small real slides hold only a few 1024 boxes: read 512 ones there.
     side = REGION if min(height, width) >= 8 * REGION else REGION // 2
     regions = region_grid(height, width, side, count)

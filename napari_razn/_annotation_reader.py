@@ -175,7 +175,7 @@ def _slide_facts(slide_path) -> tuple[tuple[int, int] | None, float | None]:
         return None, None
     try:
         with open_slide(slide_path) as slide:
-            return tuple(slide.dimensions), slide.mpp
+            return tuple(slide.shape), slide.mpp
     except SlideError:
         # A broken file beside the annotations is not the annotations'
         # fault: place them by their own extent instead.

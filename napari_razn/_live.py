@@ -82,12 +82,12 @@ class SegmentationRunner:
         if not tiles:
             self._on_done()
             return
-        import os
+        from razn.devices import threads_beside_gui
 
         stop = self._stop = [False]
         self.total, self.finished = len(tiles), 0
         # Leave a core to the GUI thread, so the viewer stays responsive.
-        threads = max(1, (os.cpu_count() or 2) - 1)
+        threads = threads_beside_gui()
         worker = create_worker(
             _segment_tiles,
             slide,

@@ -6,7 +6,7 @@ the user's cache (``$NAPARI_RAZN_CACHE``, else ``$XDG_CACHE_HOME/napari-razn``,
 else ``~/.cache/napari-razn``) and reused afterwards; it is regenerated when
 any of its three files is missing, and made anew under another name when
 the generator changes (`razn.synth.GENERATOR_VERSION`). Layers carry `scale` in microns and the
-half-pixel `translate` of DESIGN.md, so the labels sit on the tissue.
+half-pixel `translate` of docs/design.md, so the labels sit on the tissue.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def make_synthetic_slide_sample():
                 # What the QuPath writer needs to place the grid in level 0.
                 "razn_labels": {
                     "downsample": d,
-                    "level0_shape": list(slide.dimensions),
+                    "level0_shape": list(slide.shape),
                     "mpp": mpp0,
                 },
             },

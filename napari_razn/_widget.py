@@ -525,7 +525,7 @@ class RaznWidget(Container):
         if ready is None:
             return
         slide, model = ready
-        h, w = slide.dimensions
+        h, w = slide.shape
         self._start(slide, model, self.session.tiles_for_view((0, 0, w, h)))
 
     def _start(self, slide, model, tiles) -> None:
@@ -768,13 +768,12 @@ def _finetune(model, slide, labels, corrected, downsample, iterations, device):
     The new checkpoint is loaded and hashed here too, so the segmenting that
     follows finds it cached instead of loading it on the GUI thread.
     """
-    import os
-
     import torch
 
+    from razn.devices import threads_beside_gui
     from razn.training.finetune import finetune_from_corrections, save_finetuned
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(threads_beside_gui())
     progress = None
     for progress in finetune_from_corrections(
         model, slide, labels, corrected, downsample, iterations=iterations,

@@ -31,7 +31,7 @@ def main() -> None:
     spec = SlideSpec(6144, 6144, 201, tissue_fraction=0.65, lesion_fraction=0.25,
                      invasive="scattered")  # fmt: skip
     layout = Layout.build(spec)
-    lesion = int(np.flatnonzero(layout.lesions.extra["cls"] == INVASIVE)[0])
+    lesion = int(np.flatnonzero(layout.lesions.class_value == INVASIVE)[0])
     side = int(spec.um(512))
     # Snap to the 128 um field grid the engine tiles the slide with.
     field = int(spec.um(128))

@@ -1,6 +1,6 @@
 """The tissue classes and their label values, names and colours.
 
-The values are the project's shared convention (../shared/DESIGN.md): 0 is
+The values are the project's convention (docs/design.md, "Classes and colours"): 0 is
 "not yet segmented" and is drawn transparent; 1..4 are the four BACH
 classes. A model checkpoint carries its own table; this one is the default.
 """

@@ -1,12 +1,14 @@
-"""Which torch device to run on: one rule for inference, training and the panel."""
+"""Which torch device and how many CPU threads: one rule for inference, training, the panel."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
 from razn.errors import RaznError
 
-__all__ = ["available_devices", "pick_device"]
+__all__ = ["available_devices", "pick_device", "threads_beside_gui"]
 
 
 def available_devices() -> list[str]:
@@ -41,3 +43,12 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     if not present:
         raise RaznError(f"device {device} is not available here (found: {', '.join(found)})")
     return chosen
+
+
+def threads_beside_gui() -> int:
+    """CPU threads for work that runs beside a GUI: every core but one.
+
+    The core left over keeps the GUI thread (napari's event loop) responsive
+    while torch segments or fine-tunes; on one core, one thread.
+    """
+    return max(1, (os.cpu_count() or 2) - 1)

@@ -136,7 +136,7 @@ def field_grid(labelled, config, min_tissue: float = MIN_TISSUE) -> list[tuple[f
     """Top-left corners (level-0 px) of a grid of fields of view over the tissue."""
     slide = labelled.slide
     size = config.patch_size * config.base_mpp / slide.mpp
-    h, w = slide.dimensions
+    h, w = slide.shape
     corners = []
     for y in np.arange(0, h, size):
         for x in np.arange(0, w, size):
@@ -165,13 +165,13 @@ def iter_evaluate(
     Parameters
     ----------
     model : any razn model (with `.config` and `predict`).
-    labelled : razn.training.patches.LabelledSlide (slide + label grid).
+    labelled : razn.fields.LabelledSlide (slide + label grid).
     thresholds : zoom thresholds to score (only RAZN depends on them).
     timing_fields : fields timed at batch 1 against a Scale 1 net, spread
         evenly over the grid (so RAZN zooms into as many of them as it does
         over the slide), cycled if the slide has fewer; 0 skips timing.
     """
-    from razn.training.patches import labels_at, read_field
+    from razn.fields import labels_at, read_field
 
     config = model.config
     model.eval()
@@ -265,7 +265,7 @@ def time_in_batches(
     tissue grid, in consecutive groups of `batch`; returns, per threshold,
     one relative time per group (a group's time over Scale 1's on it).
     """
-    from razn.training.patches import read_field
+    from razn.fields import read_field
 
     config = model.config
     model.eval()

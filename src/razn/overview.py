@@ -43,7 +43,7 @@ def render_overview(slide, max_size: int = 1024) -> Image.Image:
 
 
 def _caption(slide) -> str:
-    h, w = slide.dimensions
+    h, w = slide.shape
     mpp = f"{slide.mpp:.3f} um/px" if slide.mpp else "mpp unknown"
     return f"{slide.path.name}  {w} x {h}  {mpp}  tissue {slide.tissue_fraction:.0%} (outlined)"
 
@@ -58,7 +58,7 @@ def render_segmentation_overview(
 ) -> Image.Image:
     """Thumbnail with the class overlay, a legend, and the zoomed tiles outlined.
 
-    `labels` is the label grid (values as DESIGN.md, 0 unsegmented), `zoomed`
+    `labels` is the label grid (values as docs/design.md, 0 unsegmented), `zoomed`
     the tile grid of zoom decisions, `tile_size` a tile's level-0 side.
     Normal tissue (and glass) is left uncoloured so the lesions stand out.
     """
@@ -75,7 +75,7 @@ def render_segmentation_overview(
         canvas[where] = 0.45 * canvas[where] + 0.55 * np.array(c.color, np.float32)
     image = Image.fromarray(canvas.astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    height0, width0 = slide.dimensions
+    height0, width0 = slide.shape
     sx, sy = tw / width0, th / height0
     for row, col in zip(*np.nonzero(zoomed), strict=True):
         x0, y0 = col * tile_size * sx, row * tile_size * sy

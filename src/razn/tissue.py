@@ -113,7 +113,7 @@ MAX_DIRECT_PIXELS = 64_000_000
 def compute_tissue_mask(slide) -> TissueMask:
     """Tissue mask of a `razn.Slide` at about 8 um/px (or downsample 32)."""
     wanted = MASK_MPP / slide.mpp if slide.mpp else MASK_DOWNSAMPLE
-    height0, width0 = slide.dimensions
+    height0, width0 = slide.shape
     stored = slide.level_info[slide.best_level(wanted)]
     if stored.shape[0] * stored.shape[1] <= MAX_DIRECT_PIXELS:
         # Tile decoding and the box filter run in C without the GIL, so a

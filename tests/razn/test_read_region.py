@@ -50,12 +50,17 @@ def test_partly_outside_is_white_and_fully_outside_is_an_error(pyramid_slide):
 
 def test_bad_arguments(pyramid_slide):
     slide, _ = pyramid_slide
-    with pytest.raises(ValueError, match="exactly one"):
-        slide.read_region((0, 0), (10, 10))
+    with pytest.raises(ValueError, match="not both"):
+        slide.read_region((0, 0), (10, 10), mpp=1, downsample=1)
     with pytest.raises(ValueError, match="positive"):
         slide.read_region((0, 0), (0, 10), downsample=1)
     with pytest.raises(ValueError, match="positive"):
         slide.read_region((0, 0), (10, 10), mpp=-1)
+
+
+def test_no_resolution_reads_level_0(pyramid_slide):
+    slide, pyramid = pyramid_slide
+    np.testing.assert_array_equal(slide.read_region((20, 10), (40, 30)), pyramid[0][10:40, 20:60])
 
 
 def test_thumbnail_keeps_aspect(pyramid_slide):

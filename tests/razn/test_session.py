@@ -21,7 +21,13 @@ GRID = TileGrid((1024, 2048), tile_size=256, downsample=8, patch_size=64)
 def result(row, col, value, zoom_p=0.7):
     n = GRID.tile_labels
     return TileResult(
-        row, col, GRID.box(row, col), np.full((n, n), value, np.uint8), zoom_p, zoom_p > 0.5, True
+        row=row,
+        col=col,
+        box=GRID.box(row, col),
+        labels=np.full((n, n), value, np.uint8),
+        zoom_p=zoom_p,
+        zoomed=zoom_p > 0.5,
+        tissue=True,
     )
 
 

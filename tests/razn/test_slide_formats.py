@@ -101,7 +101,7 @@ def test_plain_images_are_one_level_slides(tmp_path, image, suffix):
     Image.fromarray(image).save(path)
     with razn.open_slide(path) as slide:
         assert slide.format == "image"
-        assert slide.dimensions == (600, 900)
+        assert slide.shape == (600, 900)
         region = slide.read_region((100, 100), (200, 100), downsample=1)
         if suffix == ".png":
             np.testing.assert_array_equal(region, image[100:200, 100:300])

@@ -154,16 +154,13 @@ def annotation_label_grid(
         uint8 labels (0 where no region lies), downsample, level-0 shape,
         mpp and class table.
     """
-    from razn.label_tiff import LabelGrid
+    from razn.label_tiff import LabelGrid, label_downsample
 
     shapes = annotations.shapes
     if level0_shape is None:
         level0_shape = _extent([geometry for _, geometry in shapes])
     height, width = (int(n) for n in level0_shape)
     if downsample is None:
-        # razn.inference imports torch; only pay for it when painting.
-        from razn.inference.tiling import label_downsample
-
         downsample = label_downsample((height, width), mpp)
     grid_shape = (math.ceil(height / downsample), math.ceil(width / downsample))
     labels = rasterize(shapes, grid_shape, downsample)

@@ -1,6 +1,6 @@
 """QuPath GeoJSON: writing segmentations as QuPath annotations, and reading them back.
 
-The format is the one QuPath itself reads and writes (../shared/DESIGN.md):
+The format is the one QuPath itself reads and writes (docs/design.md):
 a FeatureCollection whose Features have a UUID ``id``, a Polygon (first ring
 the shell, the others holes, every ring closed) or MultiPolygon in level-0
 pixels with the origin top left, ``properties.objectType = "annotation"``

@@ -43,7 +43,7 @@ def read_imagescope(
     classes: tuple[TissueClass, ...] = DEFAULT_CLASSES,
 ) -> AnnotationSet:
     """Read an ImageScope XML file (see the module docstring)."""
-    from razn.annotations.reader import parse_xml
+    from razn.annotations.safe_xml import parse_xml
 
     root = parse_xml(Path(path).read_bytes(), path)
     if root.tag != "Annotations":

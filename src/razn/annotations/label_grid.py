@@ -1,6 +1,6 @@
 """Polygons <-> label grid: rasterising annotations and vectorising segmentations.
 
-A label grid is a raster of class values (../shared/DESIGN.md: 0 not yet
+A label grid is a raster of class values (docs/design.md: 0 not yet
 segmented, 1 normal, 2 benign, 3 in situ, 4 invasive) at an integer
 downsample ``d`` of level 0. Label pixel ``(i, j)`` covers the level-0
 square ``[j*d, (j+1)*d) x [i*d, (i+1)*d)``; its centre is

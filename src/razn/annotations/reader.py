@@ -5,25 +5,23 @@ ASAP both write ``.xml``; QuPath writes ``.geojson`` or ``.json``): JSON goes
 to the GeoJSON reader, XML with an ``Annotations`` root to the ImageScope
 reader and one with an ``ASAP_Annotations`` root to the ASAP reader.
 
-XML is parsed with defusedxml: annotation files come from other people's
-machines, and a file that declares entities (the billion-laughs bomb, an
-external entity reading local files) is refused before anything expands.
+XML is parsed with defusedxml (`razn.annotations.safe_xml`): annotation
+files come from other people's machines, and a file that declares entities
+(the billion-laughs bomb, an external entity reading local files) is
+refused before anything expands.
 """
 
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
-
-import defusedxml
-import defusedxml.ElementTree
 
 from razn.annotations.asap import parse_asap
 from razn.annotations.geojson import parse_geojson
 from razn.annotations.imagescope import parse_imagescope
 from razn.annotations.model import AnnotationSet, ClassMatcher
+from razn.annotations.safe_xml import parse_xml
 from razn.classes import DEFAULT_CLASSES, TissueClass
 from razn.errors import AnnotationError
 
@@ -83,17 +81,3 @@ def read_annotations(
             path,
         )
     raise AnnotationError("not an annotation file (expected GeoJSON or ImageScope/ASAP XML)", path)
-
-
-def parse_xml(data: bytes, path=None) -> ET.Element:
-    """Parse XML bytes safely; entity declarations and bad XML raise `AnnotationError`."""
-    try:
-        return defusedxml.ElementTree.fromstring(data)
-    except defusedxml.DefusedXmlException as error:
-        raise AnnotationError(
-            f"refused: the XML declares entities or external references ({error}); "
-            "annotation files never need them, and they are how XML bombs work",
-            path,
-        ) from None
-    except ET.ParseError as error:
-        raise AnnotationError(f"not well-formed XML ({error})", path) from None

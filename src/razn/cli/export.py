@@ -91,7 +91,7 @@ def slide_facts(slide_path: str, mpp: float | None) -> tuple[tuple[int, int], fl
     with open_slide(slide_path, mpp=mpp) as slide:
         if slide.mpp is None:
             print(f"note: {slide_path} records no pixel size (mpp); pass --mpp", file=sys.stderr)
-        return tuple(slide.dimensions), slide.mpp
+        return tuple(slide.shape), slide.mpp
 
 
 def check_output_folder(output: str) -> None:

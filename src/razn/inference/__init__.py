@@ -1,7 +1,7 @@
 """Whole-slide inference: the streaming engine, its tile grid and its store.
 
 Names load on first use (PEP 562), so `razn.inference.tiling`, which the
-annotation readers use, does not pull in torch with it.
+session files use, does not pull in torch with it.
 """
 
 import importlib

@@ -38,7 +38,7 @@ log = logging.getLogger("razn.inference")
 MIN_TISSUE = 0.05
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TileResult:
     """One finished tile.
 
@@ -168,7 +168,7 @@ def _check_region(slide, region) -> None:
     from razn.errors import SlideError
 
     x, y, w, h = region
-    height, width = slide.dimensions
+    height, width = slide.shape
     if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise SlideError(
             f"region ({x:g}, {y:g}, {w:g} x {h:g}) lies outside the slide "
@@ -271,14 +271,14 @@ def _glass_result(grid: TileGrid, row, col, num_classes, probabilities) -> TileR
         probs = np.zeros((num_classes, n, n), np.float16)
         probs[NORMAL - 1] = 1
     return TileResult(
-        row,
-        col,
-        grid.box(row, col),
-        np.full((n, n), NORMAL, np.uint8),
-        math.nan,
-        False,
-        False,
-        probs,
+        row=row,
+        col=col,
+        box=grid.box(row, col),
+        labels=np.full((n, n), NORMAL, np.uint8),
+        zoom_p=math.nan,
+        zoomed=False,
+        tissue=False,
+        probs=probs,
     )
 
 
@@ -292,12 +292,12 @@ def _results(grid: TileGrid, batch, prediction: Prediction, probabilities) -> It
     zoomed = prediction.zoomed.cpu().numpy() if prediction.zoomed is not None else None
     for i, (row, col) in enumerate(batch):
         yield TileResult(
-            row,
-            col,
-            grid.box(row, col),
-            labels[i],
-            float(p[i]) if p is not None else math.nan,
-            bool(zoomed[i]) if zoomed is not None else False,
-            True,
-            probs_np[i] if probabilities else None,
+            row=row,
+            col=col,
+            box=grid.box(row, col),
+            labels=labels[i],
+            zoom_p=float(p[i]) if p is not None else math.nan,
+            zoomed=bool(zoomed[i]) if zoomed is not None else False,
+            tissue=True,
+            probs=probs_np[i] if probabilities else None,
         )

@@ -99,7 +99,7 @@ class SegmentationStore:
         settings = {
             "format": FORMAT,
             "slide": str(slide.path),
-            "slide_shape": list(slide.dimensions),
+            "slide_shape": list(slide.shape),
             "mpp": slide.mpp,
             "threshold": threshold,
             "tile_size": grid.tile_size,
@@ -136,9 +136,7 @@ class SegmentationStore:
                 "labels", shape=grid.label_shape, chunks=chunk, dtype="uint8", fill_value=0
             )
             labels.attrs.update(
-                label_grid_metadata(
-                    grid.downsample, slide.dimensions, slide.mpp, model.config.classes
-                )
+                label_grid_metadata(grid.downsample, slide.shape, slide.mpp, model.config.classes)
             )
             tiles = (grid.rows, grid.cols)
             group.create_array("zoom_p", shape=tiles, dtype="float32", fill_value=np.nan)

@@ -5,8 +5,9 @@ A tile is one coarse field of view: `patch_size` pixels at the model's
 grid anchored at the slide's origin, so the same tile means the same pixels
 whichever region or view asked for it (the plugin reuses finished tiles).
 
-The label grid has one resolution per slide: `downsample` level-0 pixels a
-label pixel, the finer of 2 um (a quarter of the fine nets' 0.5 um
+The label grid has one resolution per slide
+(`razn.label_tiff.label_downsample`): `downsample` level-0
+pixels a label pixel, the finer of 2 um (a quarter of the fine nets' 0.5 um
 output, so zoomed tiles show finer boundaries than coarse ones, whose
 logits are at 8 um) and what keeps the whole grid under 100 MB (an 80,000 x
 60,000 slide at 0.25 um/px: downsample 8, 75 MB). Tiles are a whole number
@@ -18,11 +19,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Target size of a label pixel, and the most label pixels a slide may have.
-LABEL_MPP = 2.0
-MAX_LABEL_PIXELS = 100_000_000
-#: Without an mpp, a label pixel is this many level-0 pixels.
-DEFAULT_DOWNSAMPLE = 8
+# The label grid's resolution rule lives with the label-grid files, below
+# both razn.annotations and razn.inference; imported here for the tile grid.
+from razn.label_tiff import (  # noqa: F401 (re-exported)
+    DEFAULT_DOWNSAMPLE,
+    LABEL_MPP,
+    MAX_LABEL_PIXELS,
+    label_downsample,
+)
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,6 @@ class TileGrid:
         return [(r, c) for r in rows for c in cols]
 
 
-def label_downsample(slide_shape: tuple[int, int], mpp: float | None) -> int:
-    """Level-0 pixels per label pixel for a slide (see the module docstring)."""
-    physical = max(1, round(LABEL_MPP / mpp)) if mpp else DEFAULT_DOWNSAMPLE
-    h, w = slide_shape
-    memory = math.ceil(math.sqrt(h * w / MAX_LABEL_PIXELS))
-    return max(physical, memory)
-
-
 def tile_grid(slide, config) -> TileGrid:
     """The tile grid of `slide` for a model configuration.
 
@@ -109,7 +105,7 @@ def tile_grid(slide, config) -> TileGrid:
             f"{config.base_mpp} um/px; give the slide's mpp (--mpp)",
             slide.path,
         )
-    d = label_downsample(slide.dimensions, slide.mpp)
+    d = label_downsample(slide.shape, slide.mpp)
     fov = config.patch_size * config.base_mpp / slide.mpp
     tile = max(d, round(fov / d) * d)
-    return TileGrid(slide.dimensions, tile, d, config.patch_size)
+    return TileGrid(slide.shape, tile, d, config.patch_size)

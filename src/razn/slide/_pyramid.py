@@ -114,14 +114,25 @@ class Slide:
 
     @property
     def dimensions(self) -> tuple[int, int]:
-        """(height, width) of level 0 in pixels."""
+        """(width, height) of level 0 in pixels, as OpenSlide's `dimensions`.
+
+        The same order as `read_region`'s location (x, y) and size (width,
+        height), and as OpenSlide, tiffslide and fastslide; `shape` is the
+        numpy order.
+        """
+        height, width = self._levels[0].shape
+        return width, height
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of level 0 in pixels: numpy order, `levels[0].shape[:2]`."""
         return self._levels[0].shape
 
     def level_mpp(self, level: int) -> float | None:
         return None if self.mpp is None else self.mpp * self._levels[level].downsample
 
     def __repr__(self) -> str:
-        h, w = self.dimensions
+        h, w = self.shape
         mpp = f"{self.mpp:.4g} um/px" if self.mpp else "unknown mpp"
         return f"<Slide {self.path.name} {self.format} {w}x{h}, {len(self._levels)} levels, {mpp}>"
 
@@ -153,8 +164,10 @@ class Slide:
 
     # -- reading ---------------------------------------------------------
     def _target_downsample(self, mpp: float | None, downsample: float | None) -> float:
-        if (mpp is None) == (downsample is None):
-            raise ValueError("give exactly one of mpp= or downsample=")
+        if mpp is not None and downsample is not None:
+            raise ValueError("give mpp= or downsample=, not both")
+        if mpp is None and downsample is None:
+            return 1.0  # level 0 at full resolution, as OpenSlide's level 0
         if downsample is not None:
             if not downsample > 0:
                 raise ValueError(f"downsample must be positive, not {downsample}")
@@ -196,9 +209,11 @@ class Slide:
             Top-left corner of the box in level-0 pixels.
         size : (width, height)
             Extent of the box in level-0 pixels.
-        mpp, downsample : float
+        mpp, downsample : float, optional
             The resolution to return, in microns per pixel or in level-0
-            pixels per output pixel; give exactly one.
+            pixels per output pixel; give at most one. Without either, level
+            0 at full resolution: ``read_region((x, y), (w, h))`` gives the
+            pixels of OpenSlide's ``read_region((x, y), 0, (w, h))``, as RGB.
 
         Returns
         -------
@@ -210,7 +225,7 @@ class Slide:
         if not (w > 0 and h > 0):
             raise ValueError(f"region size must be positive, not {size}")
         target = self._target_downsample(mpp, downsample)
-        height0, width0 = self.dimensions
+        height0, width0 = self.shape
         if x >= width0 or y >= height0 or x + w <= 0 or y + h <= 0:
             raise SlideError(
                 f"region at ({x:g}, {y:g}) of size {w:g}x{h:g} lies outside the "
@@ -243,7 +258,7 @@ class Slide:
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """The whole slide, its longer side at most `max_size` pixels."""
-        height0, width0 = self.dimensions
+        height0, width0 = self.shape
         target = max(height0, width0) / max_size
         if target <= 1:
             return self.read_region((0, 0), (width0, height0), downsample=1)

@@ -27,12 +27,11 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, replace
 
-from razn.atomic import atomic_path
 from razn.errors import RaznError
 from razn.synth.layout import INVASIVE_PATTERNS, Layout, SlideSpec
+from razn.synth.output import SynthResult, _check_writable, atomic_companions, companion_paths
 
 #: Raised whenever the same seed and settings start to give other pixels or
 #: labels, so that slides cached by seed (the napari sample) are made anew.
@@ -52,35 +51,6 @@ __all__ = [
 
 # Validated here, not by argparse, so the API and the CLI refuse alike.
 MAX_SIDE = 1_000_000
-
-
-@dataclass(frozen=True)
-class SynthResult:
-    """What `generate_slide` / `generate_mosaic` wrote."""
-
-    image: Path
-    labels: Path
-    geojson: Path
-    levels: list[tuple[int, int]]
-    label_downsample: int
-
-    def paths(self) -> list[Path]:
-        return [self.image, self.labels, self.geojson]
-
-
-def companion_paths(image: str | os.PathLike) -> tuple[Path, Path, Path]:
-    """(image, labels, geojson) paths: OUT.tif -> OUT.labels.tif, OUT.geojson."""
-    image = Path(image)
-    name = image.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-        if name.lower().endswith(suffix):
-            stem = name[: -len(suffix)]
-            break
-    else:
-        raise RaznError("the slide must be named *.tif or *.tiff", image)
-    if not stem:
-        raise RaznError("the slide needs a name before its extension", image)
-    return image, image.with_name(stem + ".labels.tif"), image.with_name(stem + ".geojson")
 
 
 def default_label_downsample(width: int, height: int) -> int:
@@ -182,9 +152,9 @@ def generate_slide(
         sort_keys=True,
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
-        tmp_image = stack.enter_context(atomic_path(image))
-        tmp_labels = stack.enter_context(atomic_path(labels))
-        tmp_geojson = stack.enter_context(atomic_path(geojson))
+        tmp_image, tmp_labels, tmp_geojson = stack.enter_context(
+            atomic_companions(image, labels, geojson)
+        )
         executor = None
         if workers > 1:
             executor = stack.enter_context(
@@ -249,18 +219,6 @@ def _check_spec(width, height, seed, mpp, tissue_fraction, label_noise) -> Slide
             f"label noise must be in 0..{min(width, height) / 4:g} pixels, got {label_noise}"
         )
     return SlideSpec(int(width), int(height), int(seed), float(mpp), float(tissue_fraction))
-
-
-def _check_writable(image: Path) -> None:
-    parent = image.parent if str(image.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise RaznError("is a file, not a folder to write into", parent)
-    if not parent.is_dir():
-        raise RaznError("the output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RaznError("the output folder is not writable", parent)
-    if image.is_dir():
-        raise RaznError("is a folder, not a file name", image)
 
 
 _WORKER_LAYOUT: Layout | None = None

@@ -28,7 +28,6 @@ one patient on both sides.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -272,9 +271,14 @@ def generate_mosaic(
     (SynthResult, list of Photo used)
     """
     from razn.annotations import geojson_features, vectorize
-    from razn.atomic import atomic_path, write_text_atomic
+    from razn.atomic import write_text_atomic
     from razn.label_tiff import write_label_grid
-    from razn.synth import SynthResult, _check_writable, companion_paths
+    from razn.synth.output import (
+        SynthResult,
+        _check_writable,
+        atomic_companions,
+        companion_paths,
+    )
     from razn.synth.writer import write_pyramid
 
     if split not in ("all", "train", "test"):
@@ -294,10 +298,11 @@ def generate_mosaic(
          "photo_mpp": photo_mpp, "downsample": label_downsample, "quality": quality},
         sort_keys=True,
     )  # fmt: skip
-    with contextlib.ExitStack() as stack:
-        tmp_image = stack.enter_context(atomic_path(image))
-        tmp_labels = stack.enter_context(atomic_path(labels_path))
-        tmp_geojson = stack.enter_context(atomic_path(geojson_path))
+    with atomic_companions(image, labels_path, geojson_path) as (
+        tmp_image,
+        tmp_labels,
+        tmp_geojson,
+    ):
         levels = write_pyramid(
             tmp_image,
             layout.height,

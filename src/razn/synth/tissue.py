@@ -153,8 +153,8 @@ def _structure_maps(layout: Layout, xs: np.ndarray, ys: np.ndarray):
         if not win.any():
             continue
         rho[sy, sx][win] = r[win]
-        kind[sy, sx][win] = s.extra["kind"][i]
-        lumen[sy, sx][win] = s.extra["lumen"][i]
+        kind[sy, sx][win] = s.kind[i]
+        lumen[sy, sx][win] = s.lumen[i]
         ang = np.arctan2(y - s.cy[i], x - s.cx[i]).astype(np.float32)
         centre[sy, sx][win] = ang[win]
     return kind, rho, lumen, centre

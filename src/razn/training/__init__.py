@@ -1,8 +1,8 @@
 """Training RAZN and its baselines: fields of view from slides, Algorithm 1, the loop.
 
-- `patches`: fields of view at every zoom level and their labels, from
-  slides with label grids or polygon annotations.
-- `algorithm`: one step, Algorithm 1 of Dong et al. (with DESIGN.md's
+- `patches`: fields of view drawn from labelled slides (read at every
+  zoom level by `razn.fields`), augmented, and saved as batches.
+- `algorithm`: one step, Algorithm 1 of Dong et al. (with docs/design.md's
   reward sign) for RAZN, supervised for the baselines.
 - `trainer`: the loop as a generator of progress, with JSON-lines metrics,
   checkpoints and exact resume.

@@ -3,7 +3,7 @@
 RAZN (m = 1): J_0 = CE(f_0(x_0), y_0) and J_1 = the mean CE of f_1 over the
 r*r fine patches; a ~ Bernoulli(p~) with the bounded p~ = alpha*p +
 (1-alpha)*(1-p); the reward R(a) = a (J_0 - J_1) / J_0 - lambda*a, with the
-sign DESIGN.md corrects (the paper prints J_1 - J_0, which would reward
+sign docs/design.md corrects (the paper prints J_1 - J_0, which would reward
 zooming where it hurts) and an optional cost lambda per zoom (0 is the
 paper); a REINFORCE step on the policy, -R * d log P(a); and a step on f_1
 where a = 1, on f_0 where a = 0. Three departures, all documented in
@@ -65,7 +65,7 @@ def bounded_probability(p: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def zoom_reward(action, loss_coarse, loss_fine, cost: float = 0.0) -> torch.Tensor:
-    """R(a) = a (J_coarse - J_fine) / J_coarse - cost * a (DESIGN.md's sign)."""
+    """R(a) = a (J_coarse - J_fine) / J_coarse - cost * a (docs/design.md's sign)."""
     return action * (loss_coarse - loss_fine) / loss_coarse.clamp(min=1e-6) - cost * action
 
 

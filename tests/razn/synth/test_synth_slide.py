@@ -52,7 +52,7 @@ def test_opens_with_the_project_reader(slide):
     razn_slide = pytest.importorskip("razn.slide")
     opened = razn_slide.open_slide(slide.image)
     assert opened.mpp == pytest.approx(0.25)
-    assert tuple(opened.dimensions) == (SIZE, SIZE)
+    assert tuple(opened.shape) == (SIZE, SIZE)
     region = opened.read_region((1000, 1000), (400, 400), mpp=1.0)
     assert region.shape == (100, 100, 3)
 
