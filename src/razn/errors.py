@@ -24,3 +24,7 @@ class SlideError(RaznError):
 
 class AnnotationError(RaznError):
     """An annotation file (GeoJSON, ImageScope or ASAP XML) is malformed."""
+
+
+class OutputError(RaznError):
+    """An output cannot be written: its folder is missing or read-only, or the disk is full."""

@@ -23,6 +23,10 @@ LABEL_MPP = 2.0
 MAX_LABEL_PIXELS = 100_000_000
 #: Without an mpp, a label pixel is this many level-0 pixels.
 DEFAULT_DOWNSAMPLE = 8
+#: The most tiles one slide may have: a 200k x 200k slide at 0.25 um/px is
+#: ~40,000 tiles for the demo model. More means a wrong mpp (a typo such as
+#: 1000 um/px made 6.6 million one-pixel tiles), not a real slide.
+MAX_TILES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,23 @@ def tile_grid(slide, config) -> TileGrid:
             f"{config.base_mpp} um/px; give the slide's mpp (--mpp)",
             slide.path,
         )
+    from razn.slide._metadata import PLAUSIBLE_MPP
+
+    low, high = PLAUSIBLE_MPP
+    if not low <= slide.mpp <= high:
+        raise SlideError(
+            f"a pixel size of {slide.mpp:g} um/px is outside {low:g}-{high:g}, what scanners "
+            "give (a 40x scan is about 0.25); check --mpp",
+            slide.path,
+        )
     d = label_downsample(slide.dimensions, slide.mpp)
     fov = config.patch_size * config.base_mpp / slide.mpp
     tile = max(d, round(fov / d) * d)
-    return TileGrid(slide.dimensions, tile, d, config.patch_size)
+    grid = TileGrid(slide.dimensions, tile, d, config.patch_size)
+    if grid.rows * grid.cols > MAX_TILES:
+        raise SlideError(
+            f"{grid.rows * grid.cols:,} tiles of {tile} px at {slide.mpp:g} um/px is more than "
+            f"{MAX_TILES:,}; check the pixel size (--mpp)",
+            slide.path,
+        )
+    return grid
