@@ -80,23 +80,19 @@ def run(args) -> int:
     # Every refusal comes before the summary, so it is the one line printed.
     _refuse_nothing_to_write(annotations, shapes, unclassified, suffix, args.annotations)
     _refuse_all_outside([g for _, g in shapes] + unclassified, level0_shape, args.annotations)
-    for line in report.summary(len(annotations.annotations)):
-        print(f"  {line}", file=sys.stderr)
-    for line in _match_lines(annotations.class_matches(), DEFAULT_CLASSES):
-        print(f"  {line}", file=sys.stderr)
+    # What was read and how it matched is printed once the output is written,
+    # so a failed write (a full disk) prints its one error line alone.
+    notes = [f"  {line}" for line in report.summary(len(annotations.annotations))]
+    notes += [f"  {line}" for line in _match_lines(annotations.class_matches(), DEFAULT_CLASSES)]
     if report.mpp and mpp and abs(report.mpp / mpp - 1) > 0.01:
-        print(
-            f"note: the file states {report.mpp:g} um/px, the slide {mpp:g} um/px",
-            file=sys.stderr,
-        )
-    _note_outside([g for _, g in shapes] + unclassified, level0_shape)
+        notes.append(f"note: the file states {report.mpp:g} um/px, the slide {mpp:g} um/px")
+    notes += _note_outside([g for _, g in shapes] + unclassified, level0_shape)
     if suffix in _GEOJSON:
         if unclassified:
-            print(
+            notes.append(
                 f"note: {len(unclassified)} region(s) without a class are written as "
                 "unclassified QuPath annotations (give them a class with "
-                "--class-map '=CLASS', e.g. --class-map '=Invasive carcinoma')",
-                file=sys.stderr,
+                "--class-map '=CLASS', e.g. --class-map '=Invasive carcinoma')"
             )
         count = write_geojson(
             args.output,
@@ -105,13 +101,19 @@ def run(args) -> int:
             per_region=not args.per_class,
             unclassified=unclassified,
         )
-        print(f"wrote {count} feature(s) to {args.output}")
-        return 0
-    fill = ClassMatcher(DEFAULT_CLASSES).value_of(args.fill, "--fill") if args.fill != "0" else 0
-    height, width = (-(-n // args.downsample) for n in level0_shape)
-    labels = rasterize(shapes, (height, width), args.downsample, fill=fill)
-    write_label_grid(args.output, labels, args.downsample, mpp=mpp, level0_shape=level0_shape)
-    print(f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}")
+        done = f"wrote {count} feature(s) to {args.output}"
+    else:
+        fill = (
+            ClassMatcher(DEFAULT_CLASSES).value_of(args.fill, "--fill") if args.fill != "0" else 0
+        )
+        height, width = (-(-n // args.downsample) for n in level0_shape)
+        labels = rasterize(shapes, (height, width), args.downsample, fill=fill)
+        write_label_grid(args.output, labels, args.downsample, mpp=mpp, level0_shape=level0_shape)
+        done = (
+            f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}"
+        )
+    print("\n".join(notes), file=sys.stderr)
+    print(done)
     return 0
 
 
@@ -194,15 +196,15 @@ def _parse_class_map(items: list[str]) -> dict[str, str]:
     return table
 
 
-def _note_outside(geometries, level0_shape) -> None:
+def _note_outside(geometries, level0_shape) -> list[str]:
     height, width = level0_shape
     outside = 0
     for geometry in geometries:
         x0, y0, x1, y1 = geometry.bounds
         outside += x0 < 0 or y0 < 0 or x1 > width or y1 > height
-    if outside:
-        print(
-            f"note: {outside} region(s) reach beyond the {width}x{height} slide; "
-            "are these the slide's annotations?",
-            file=sys.stderr,
-        )
+    if not outside:
+        return []
+    return [
+        f"note: {outside} region(s) reach beyond the {width}x{height} slide; "
+        "are these the slide's annotations?"
+    ]
