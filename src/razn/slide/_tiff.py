@@ -140,9 +140,15 @@ def _check_sizes(path: Path, series) -> None:
             if page is None:
                 continue
             page = page.keyframe if hasattr(page, "keyframe") else page
-            height, width = int(page.imagelength), int(page.imagewidth)
-            expected = math.prod(page.chunked)
-            stored = len(page.dataoffsets)
+            try:
+                height, width = int(page.imagelength), int(page.imagewidth)
+                expected = math.prod(page.chunked)
+                stored = len(page.dataoffsets)
+                stored_bytes = sum(int(n) for n in page.databytecounts)
+            except Exception as error:  # a zero tile size, a missing table, ...
+                raise SlideError(
+                    f"level {index} has a damaged tile or strip layout: {error}", path
+                ) from None
             kind = "tiles" if page.is_tiled else "strips"
             if stored != expected:
                 raise SlideError(
@@ -151,7 +157,6 @@ def _check_sizes(path: Path, series) -> None:
                     path,
                 )
             pixels = height * width
-            stored_bytes = sum(int(n) for n in page.databytecounts)
             if (
                 pixels > _CHECKED_LEVEL_PIXELS
                 and pixels > MAX_PIXELS_PER_STORED_BYTE * stored_bytes
