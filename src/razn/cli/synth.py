@@ -30,7 +30,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from razn.cli._arguments import add_seed, mpp_value
+    from razn.cli._arguments import add_seed
 
     parser.add_argument(
         "out",
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_seed(parser, default=None, help="random seed: same arguments, same bytes")
     parser.add_argument(
-        "--mpp", type=mpp_value, default=0.25, help="microns per level-0 pixel (default 0.25)"
+        "--mpp", type=float, default=0.25, help="microns per level-0 pixel (default 0.25)"
     )
     parser.add_argument(
         "--tissue-fraction",
