@@ -26,5 +26,9 @@ class AnnotationError(RaznError):
     """An annotation file (GeoJSON, ImageScope or ASAP XML) is malformed."""
 
 
-class OutputError(RaznError):
-    """An output cannot be written: its folder is missing or read-only, or the disk is full."""
+class OutputError(RaznError, OSError):
+    """An output cannot be written: its folder is missing or read-only, or the disk is full.
+
+    Also an `OSError`, which it is at heart, so callers that catch the OS's
+    errors around a write keep catching it.
+    """
