@@ -153,3 +153,21 @@ def nested_json(path: Path, depth: int) -> Path:
         '"coordinates": ' + "[" * depth + "]" * depth + "}}"
     )
     return path
+
+
+def blank_slide(path: Path, width: int, height: int, mpp: float = 0.5) -> Path:
+    """A large, white, tiled TIFF written tile by tile (a few MB, never whole in memory)."""
+    tile = np.full((256, 256, 3), 240, np.uint8)
+    count = -(-height // 256) * -(-width // 256)
+    tifffile.imwrite(
+        path,
+        (tile for _ in range(count)),
+        shape=(height, width, 3),
+        dtype=np.uint8,
+        tile=(256, 256),
+        photometric="rgb",
+        compression="zlib",
+        resolution=(1e4 / mpp, 1e4 / mpp),
+        resolutionunit="CENTIMETER",
+    )
+    return path

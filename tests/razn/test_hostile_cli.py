@@ -32,6 +32,7 @@ from razn.models import build_model, get_config, save_checkpoint
 from tests.razn.hostile import (
     HANG_BOUND_S,
     assert_clean_error,
+    blank_slide,
     extra_seconds,
     feature,
     nested_json,
@@ -413,3 +414,25 @@ def test_finite_checkpoints_still_load(checkpoint):
     model = load_model(checkpoint)
     assert all(np.isfinite(v.numpy()).all() for v in model.state_dict().values()
                if v.is_floating_point())  # fmt: skip
+
+
+# --- also: unclassified regions of a real ImageScope file ----------------------------------
+
+
+def test_unclassified_imagescope_regions(tmp_path, annotations_dir, cmu_svs):
+    source = annotations_dir / "imagescope-freehand.xml"  # every Region has Text=""
+    grid = tmp_path / "labels.tif"
+    line = assert_clean_error(_convert(source, grid, cmu_svs), 2, str(source))
+    assert "have no class" in line and "--class-map '=CLASS'" in line
+    assert "--class-map '=Invasive carcinoma'" in line and not grid.exists()
+    # Its regions lie near (16000, 10000): a blank slide large enough to hold them.
+    slide = blank_slide(tmp_path / "large.tif", 18_000, 12_000)
+    out = tmp_path / "out.geojson"
+    run = _convert(source, out, slide)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert "written as unclassified QuPath annotations" in run.stderr
+    features = json.loads(out.read_text())["features"]
+    assert features and all(
+        f["properties"]["objectType"] == "annotation" and "classification" not in f["properties"]
+        for f in features
+    )
