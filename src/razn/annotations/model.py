@@ -60,6 +60,10 @@ def shown(text: str, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str:
     return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
+#: Class texts longer than this match no built-in rule (only the user's map):
+#: no class name or BACH label is anywhere near this long.
+MAX_CLASS_TEXT = 1000
+
 # BACH's class texts, matched as substrings (public BACH readers do the same).
 BACH_KEYWORDS = {"benign": BENIGN, "in situ": IN_SITU, "invasive": INVASIVE}
 
@@ -234,6 +238,8 @@ class ClassMatcher:
 
     def _builtin(self, text: str) -> int | None:
         """Rules 2 and 3: a class name, else exactly one BACH keyword."""
+        if len(text) > MAX_CLASS_TEXT:
+            return None  # not a class name; searching 50 MB for keywords took 9 s
         key = _normalise(text)
         if key in self._by_name:
             return self._by_name[key]
