@@ -24,3 +24,11 @@ class SlideError(RaznError):
 
 class AnnotationError(RaznError):
     """An annotation file (GeoJSON, ImageScope or ASAP XML) is malformed."""
+
+
+class OutputError(RaznError, OSError):
+    """An output cannot be written: its folder is missing or read-only, or the disk is full.
+
+    Also an `OSError`, which it is at heart, so callers that catch the OS's
+    errors around a write keep catching it.
+    """

@@ -65,17 +65,17 @@ def saturation(rgb: np.ndarray) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of uint8 values (between-class variance maximised)."""
-    hist = np.bincount(values.ravel(), minlength=256).astype(np.float64)
-    if hist.sum() == 0:
+    """Otsu's threshold of uint8 values (scikit-image's, from their histogram).
+
+    With fewer than two distinct values there is nothing to split (and
+    scikit-image raises): 0, so the clamp to `SATURATION_RANGE` decides.
+    """
+    from skimage.filters import threshold_otsu
+
+    hist = np.bincount(values.ravel(), minlength=256)
+    if np.count_nonzero(hist) < 2:
         return 0.0
-    levels = np.arange(256)
-    weight0 = np.cumsum(hist)
-    weight1 = weight0[-1] - weight0
-    mean0 = np.cumsum(hist * levels) / np.maximum(weight0, 1)
-    mean1 = (np.sum(hist * levels) - np.cumsum(hist * levels)) / np.maximum(weight1, 1)
-    between = weight0 * weight1 * (mean0 - mean1) ** 2
-    return float(np.argmax(between))
+    return float(threshold_otsu(hist=(hist, np.arange(hist.size))))
 
 
 def glass_saturation(sat: np.ndarray) -> int | None:

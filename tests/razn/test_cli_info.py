@@ -37,9 +37,10 @@ def test_missing_mpp_is_noted_on_stderr_in_json_mode(tcga_svs, capsys):
     assert "records no pixel size" in captured.err
 
 
-def test_bad_file_is_one_line_and_exit_2(tmp_path, capsys):
+def test_bad_file_is_one_line_and_exit_1(tmp_path, capsys):
+    # Exit 1: the slide could not be read (the same code `segment` gives).
     path = tmp_path / "slide.svs"
     path.write_text("not a slide")
-    assert main(["info", str(path)]) == 2
+    assert main(["info", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err

@@ -24,7 +24,7 @@ import numpy as np
 import shapely
 
 from razn.annotations.label_grid import polygonal_parts
-from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
+from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport, shown
 from razn.classes import DEFAULT_CLASSES, TissueClass
 from razn.errors import AnnotationError
 
@@ -57,7 +57,7 @@ def parse_asap(root: ET.Element, matcher: ClassMatcher, *, path=None) -> Annotat
     regions: list[tuple[str, shapely.Polygon]] = []
     exclusions: list[shapely.Polygon] = []
     for number, annotation in enumerate(root.iterfind("Annotations/Annotation")):
-        where = f"annotation {annotation.get('Name') or number}"
+        where = f"annotation {shown(annotation.get('Name') or str(number), 40, quote=False)}"
         kind = (annotation.get("Type") or "Polygon").lower()
         if kind in _POINT_TYPES:
             report.skipped["point"] += 1
@@ -66,7 +66,7 @@ def parse_asap(root: ET.Element, matcher: ClassMatcher, *, path=None) -> Annotat
             report.skipped["line"] += 1
             continue
         if kind not in _POLYGON_TYPES:
-            report.skipped[f"type {annotation.get('Type')}"] += 1
+            report.skipped[f"type {shown(annotation.get('Type') or '', 40, quote=False)}"] += 1
             continue
         xy = _coordinates(annotation, where, path)
         if len(np.unique(xy, axis=0)) < 3:

@@ -40,7 +40,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from razn.annotations.label_grid import polygonal_parts
-from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
+from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport, shown
 from razn.atomic import write_text_atomic
 from razn.classes import DEFAULT_CLASSES, TissueClass, class_by_value
 from razn.errors import AnnotationError
@@ -58,6 +58,7 @@ def write_geojson(
     classes: tuple[TissueClass, ...] = DEFAULT_CLASSES,
     mpp: float | None = None,
     per_region: bool = True,
+    unclassified: tuple[BaseGeometry, ...] | list[BaseGeometry] = (),
 ) -> int:
     """Write polygons as a QuPath GeoJSON FeatureCollection, atomically.
 
@@ -76,6 +77,9 @@ def write_geojson(
     per_region
         One feature per connected region (each can be clicked in QuPath);
         False writes one MultiPolygon feature per class.
+    unclassified
+        Regions without a class, written as QuPath writes its own
+        unclassified annotations: no ``classification`` at all.
 
     Returns
     -------
@@ -85,6 +89,10 @@ def write_geojson(
     features = geojson_features(
         geometries_by_class, classes=classes, mpp=mpp, per_region=per_region
     )
+    for geometry in unclassified:
+        for polygon in polygonal_parts(geometry):
+            polygon = shapely.orient_polygons(polygon)
+            features.append(_feature([polygon], None, mpp))
     text = json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"))
     write_text_atomic(path, text)
     return len(features)
@@ -132,6 +140,12 @@ def parse_geojson(text: str, matcher: ClassMatcher, *, path=None) -> AnnotationS
     """Parse GeoJSON text into an `AnnotationSet`; ``path`` names errors only."""
     try:
         document = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise AnnotationError(
+            "JSON nested too deeply to be GeoJSON (GeoJSON needs at most 4 levels of "
+            "coordinate lists)",
+            path,
+        ) from None
     except json.JSONDecodeError as error:
         raise AnnotationError(
             f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})", path
@@ -160,7 +174,9 @@ def parse_geojson(text: str, matcher: ClassMatcher, *, path=None) -> AnnotationS
 # --- writing -------------------------------------------------------------------------------
 
 
-def _feature(polygons: list[shapely.Polygon], tissue: TissueClass, mpp: float | None) -> dict:
+def _feature(
+    polygons: list[shapely.Polygon], tissue: TissueClass | None, mpp: float | None
+) -> dict:
     if len(polygons) == 1:
         geometry = {"type": "Polygon", "coordinates": _polygon_coordinates(polygons[0])}
     else:
@@ -168,10 +184,9 @@ def _feature(polygons: list[shapely.Polygon], tissue: TissueClass, mpp: float | 
             "type": "MultiPolygon",
             "coordinates": [_polygon_coordinates(p) for p in polygons],
         }
-    properties: dict = {
-        "objectType": "annotation",
-        "classification": {"name": tissue.name, "color": list(tissue.color)},
-    }
+    properties: dict = {"objectType": "annotation"}
+    if tissue is not None:  # QuPath's unclassified annotations have no classification
+        properties["classification"] = {"name": tissue.name, "color": list(tissue.color)}
     if mpp:
         area = float(sum(p.area for p in polygons)) * mpp * mpp
         properties["measurements"] = {AREA_MEASUREMENT: round(area, 3)}
@@ -257,7 +272,8 @@ def _polygons(geometry, report: ImportReport, where: str, path) -> list[BaseGeom
             raise AnnotationError(f"{where}: GeometryCollection without 'geometries'", path)
         return [g for m in members for g in _polygons(m, report, where, path)]
     if kind not in ("Polygon", "MultiPolygon"):
-        raise AnnotationError(f"{where}: unknown geometry type {kind!r}", path)
+        what = shown(kind) if isinstance(kind, str) else repr(kind)[:60]
+        raise AnnotationError(f"{where}: unknown geometry type {what}", path)
     coordinates = geometry.get("coordinates")
     if not isinstance(coordinates, list):
         raise AnnotationError(f"{where}: {kind} without a 'coordinates' list", path)
@@ -279,9 +295,17 @@ def _polygons(geometry, report: ImportReport, where: str, path) -> list[BaseGeom
 
 def _ring(ring, where, path) -> np.ndarray | None:
     """A ring's positions as an (n, 2) float array; None if it encloses nothing."""
+    if isinstance(ring, list) and any(
+        type(v) is bool for p in ring if isinstance(p, list) for v in p
+    ):
+        # JSON true/false would become 1/0: a vertex no one drew.
+        raise AnnotationError(
+            f"{where}: coordinates must be numbers, not true/false (got {_preview(ring)})",
+            path,
+        )
     try:
         xy = np.asarray(ring)
-    except ValueError:  # ragged nesting
+    except (ValueError, RecursionError):  # ragged or absurdly deep nesting
         xy = np.asarray([], dtype=object)
     if xy.ndim != 2 or xy.shape[1] not in (2, 3) or xy.dtype.kind not in "iuf":
         raise AnnotationError(
@@ -297,5 +321,8 @@ def _ring(ring, where, path) -> np.ndarray | None:
 
 
 def _preview(value) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError, TypeError):
+        return "a value nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."

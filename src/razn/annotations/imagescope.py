@@ -26,7 +26,7 @@ import numpy as np
 import shapely
 
 from razn.annotations.label_grid import polygonal_parts
-from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport
+from razn.annotations.model import Annotation, AnnotationSet, ClassMatcher, ImportReport, shown
 from razn.classes import DEFAULT_CLASSES, TissueClass
 from razn.errors import AnnotationError
 
@@ -61,7 +61,10 @@ def parse_imagescope(root: ET.Element, matcher: ClassMatcher, *, path=None) -> A
         negative: list[shapely.Polygon] = []
         for region in annotation.iter("Region"):
             regions_seen += 1
-            where = f"annotation {annotation.get('Id', number)} region {region.get('Id', '?')}"
+            where = (
+                f"annotation {shown(annotation.get('Id', str(number)), 20, quote=False)} "
+                f"region {shown(region.get('Id', '?'), 20, quote=False)}"
+            )
             polygon = _region_polygon(region, report, where, path)
             if polygon is None:
                 continue
@@ -99,7 +102,7 @@ def _region_polygon(region: ET.Element, report: ImportReport, where: str, path):
         kind = int(region.get("Type", FREEHAND))
     except ValueError:
         raise AnnotationError(
-            f"{where}: Type {region.get('Type')!r} is not a number", path
+            f"{where}: Type {shown(region.get('Type') or '')} is not a number", path
         ) from None
     if kind == ARROW:
         report.skipped["arrow"] += 1
@@ -146,5 +149,5 @@ def _mpp(text: str | None, path) -> float | None:
     try:
         mpp = float(text)
     except ValueError:
-        raise AnnotationError(f"MicronsPerPixel {text!r} is not a number", path) from None
+        raise AnnotationError(f"MicronsPerPixel {shown(text)} is not a number", path) from None
     return mpp if np.isfinite(mpp) and mpp > 0 else None

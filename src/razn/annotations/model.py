@@ -38,7 +38,31 @@ from shapely.geometry.base import BaseGeometry
 from razn.classes import BENIGN, DEFAULT_CLASSES, IN_SITU, INVASIVE, TissueClass
 from razn.errors import AnnotationError
 
-__all__ = ["Annotation", "AnnotationSet", "ClassMatch", "ClassMatcher", "ImportReport"]
+__all__ = [
+    "Annotation",
+    "AnnotationSet",
+    "ClassMatch",
+    "ClassMatcher",
+    "ImportReport",
+    "shown",
+]
+
+#: How much of a text taken from a file is echoed in a message: a class
+#: name of 50 MB must not be printed whole.
+SHOWN_CHARS = 60
+
+
+def shown(text: str, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str:
+    """`text` for a message (quoted unless `quote` is False), cut to `limit`
+    characters with its full length noted."""
+    if len(text) <= limit:
+        return repr(text) if quote else text
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+#: Class texts longer than this match no built-in rule (only the user's map):
+#: no class name or BACH label is anywhere near this long.
+MAX_CLASS_TEXT = 1000
 
 # BACH's class texts, matched as substrings (public BACH readers do the same).
 BACH_KEYWORDS = {"benign": BENIGN, "in situ": IN_SITU, "invasive": INVASIVE}
@@ -100,12 +124,13 @@ class ImportReport:
         if self.mpp:
             lines.append(f"file states {self.mpp:g} microns per pixel")
         for kind, n in sorted(self.skipped.items()):
-            lines.append(f"skipped {n} {kind} object(s): {self.skip_reason(kind)}")
+            what = kind if len(kind) <= SHOWN_CHARS else shown(kind)
+            lines.append(f"skipped {n} {what} object(s): {self.skip_reason(kind)}")
         if self.repaired:
             lines.append(f"repaired {self.repaired} self-intersecting polygon(s)")
         for text, n in sorted(self.unmatched.items()):
-            shown = repr(text) if text else "(no class)"
-            lines.append(f"{n} region(s) with class {shown} match no class: map them")
+            name = shown(text) if text else "(no class)"
+            lines.append(f"{n} region(s) with class {name} match no class: map them")
         return lines
 
 
@@ -132,7 +157,14 @@ class AnnotationSet:
 
     @property
     def unclassified(self) -> list[Annotation]:
+        """Regions whose class text matched no class (their text may be empty)."""
         return [a for a in self.annotations if a.class_value is None]
+
+    @property
+    def without_class(self) -> list[Annotation]:
+        """Regions the file gives no class at all (ImageScope ``Text=""``, QuPath
+        features without a classification): QuPath's unclassified annotations."""
+        return [a for a in self.annotations if a.class_value is None and not a.source_class]
 
     def class_matches(self) -> list[ClassMatch]:
         """Which class text of the file matched which class value, by text.
@@ -206,6 +238,8 @@ class ClassMatcher:
 
     def _builtin(self, text: str) -> int | None:
         """Rules 2 and 3: a class name, else exactly one BACH keyword."""
+        if len(text) > MAX_CLASS_TEXT:
+            return None  # not a class name; searching 50 MB for keywords took 9 s
         key = _normalise(text)
         if key in self._by_name:
             return self._by_name[key]

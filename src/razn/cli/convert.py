@@ -3,8 +3,12 @@
 Reads QuPath GeoJSON, ImageScope XML or ASAP XML (detected by content) and
 writes QuPath GeoJSON (``.geojson``/``.json``) or a label-grid TIFF
 (``.tif``/``.tiff``) at ``--downsample``. Regions whose class text matches
-no class are listed and left out; ``--class-map TEXT=CLASS`` maps them. If
-no region has a class, nothing is written.
+no class are listed and left out; ``--class-map TEXT=CLASS`` maps them.
+Regions without any class (ImageScope ``Text=""``, QuPath features with no
+classification) go into a GeoJSON output as unclassified QuPath annotations,
+with a note; a label grid needs ``--class-map '=CLASS'`` for them. A file
+without polygons, or whose regions all lie outside the slide, is refused
+and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ _TIFF = {".tif", ".tiff"}
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_annotation_output
+
     parser.add_argument("annotations", help="QuPath GeoJSON, ImageScope XML or ASAP XML")
-    parser.add_argument("--slide", required=True, help="the slide the annotations belong to")
-    parser.add_argument("-o", "--output", required=True, help="output .geojson or .tif")
+    add_annotation_output(parser, output_help="output .geojson or .tif")
     parser.add_argument(
         "--class-map",
         action="append",
@@ -43,19 +48,14 @@ def add_arguments(parser) -> None:
         help="class of pixels no region covers (TIFF output; default 0, not segmented; "
         "BACH ground truth uses Normal)",
     )
-    parser.add_argument(
-        "--per-class",
-        action="store_true",
-        help="GeoJSON: one MultiPolygon feature per class instead of one per region",
-    )
-    parser.add_argument("--mpp", type=float, help="microns per pixel, if the slide lacks it")
 
 
 def run(args) -> int:
     from razn.annotations import ClassMatcher, rasterize, read_annotations, write_geojson
+    from razn.atomic import writable_folder
     from razn.classes import DEFAULT_CLASSES
-    from razn.cli.export import check_output_folder, slide_facts
-    from razn.errors import AnnotationError, RaznError
+    from razn.cli.export import slide_facts
+    from razn.errors import RaznError
     from razn.label_tiff import write_label_grid
 
     suffix = Path(args.output).suffix.lower()
@@ -65,45 +65,112 @@ def run(args) -> int:
             "(QuPath) or .tif (label grid); QuPath does not read ImageScope or ASAP XML",
             args.output,
         )
+    if suffix in _TIFF and args.downsample < 1:
+        raise RaznError("--downsample must be a positive integer")
     class_map = _parse_class_map(args.class_map)
     level0_shape, mpp = slide_facts(args.slide, args.mpp)
-    check_output_folder(args.output)
+    writable_folder(Path(args.output).parent)
     annotations = read_annotations(args.annotations, class_map=class_map)
     report = annotations.report
-    for line in report.summary(len(annotations.annotations)):
-        print(f"  {line}", file=sys.stderr)
-    for line in _match_lines(annotations.class_matches(), DEFAULT_CLASSES):
-        print(f"  {line}", file=sys.stderr)
-    if report.mpp and mpp and abs(report.mpp / mpp - 1) > 0.01:
-        print(
-            f"note: the file states {report.mpp:g} um/px, the slide {mpp:g} um/px",
-            file=sys.stderr,
-        )
+    # Keep regions without any class for a GeoJSON output, as QuPath's own
+    # unclassified annotations; a label grid has no value for them.
+    keep_unclassified = suffix in _GEOJSON and "" not in class_map
+    unclassified = [a.geometry for a in annotations.without_class] if keep_unclassified else []
     shapes = annotations.shapes
-    if not shapes:
-        raise AnnotationError(
-            "no region has a class, nothing written; map the class texts listed above "
-            "with --class-map TEXT=CLASS",
-            args.annotations,
-        )
-    _note_outside(shapes, level0_shape)
+    # Every refusal comes before the summary, so it is the one line printed.
+    _refuse_nothing_to_write(annotations, shapes, unclassified, suffix, args.annotations)
+    _refuse_all_outside([g for _, g in shapes] + unclassified, level0_shape, args.annotations)
+    # What was read and how it matched is printed once the output is written,
+    # so a failed write (a full disk) prints its one error line alone.
+    notes = [f"  {line}" for line in report.summary(len(annotations.annotations))]
+    notes += [f"  {line}" for line in _match_lines(annotations.class_matches(), DEFAULT_CLASSES)]
+    if report.mpp and mpp and abs(report.mpp / mpp - 1) > 0.01:
+        notes.append(f"note: the file states {report.mpp:g} um/px, the slide {mpp:g} um/px")
+    notes += _note_outside([g for _, g in shapes] + unclassified, level0_shape)
     if suffix in _GEOJSON:
+        if unclassified:
+            notes.append(
+                f"note: {len(unclassified)} region(s) without a class are written as "
+                "unclassified QuPath annotations (give them a class with "
+                "--class-map '=CLASS', e.g. --class-map '=Invasive carcinoma')"
+            )
         count = write_geojson(
             args.output,
             annotations.geometries_by_class(),
             mpp=mpp or report.mpp,
             per_region=not args.per_class,
+            unclassified=unclassified,
         )
-        print(f"wrote {count} feature(s) to {args.output}")
-        return 0
-    if args.downsample < 1:
-        raise RaznError("--downsample must be a positive integer")
-    fill = ClassMatcher(DEFAULT_CLASSES).value_of(args.fill, "--fill") if args.fill != "0" else 0
-    height, width = (-(-n // args.downsample) for n in level0_shape)
-    labels = rasterize(shapes, (height, width), args.downsample, fill=fill)
-    write_label_grid(args.output, labels, args.downsample, mpp=mpp, level0_shape=level0_shape)
-    print(f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}")
+        done = f"wrote {count} feature(s) to {args.output}"
+    else:
+        fill = (
+            ClassMatcher(DEFAULT_CLASSES).value_of(args.fill, "--fill") if args.fill != "0" else 0
+        )
+        height, width = (-(-n // args.downsample) for n in level0_shape)
+        labels = rasterize(shapes, (height, width), args.downsample, fill=fill)
+        write_label_grid(args.output, labels, args.downsample, mpp=mpp, level0_shape=level0_shape)
+        done = (
+            f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}"
+        )
+    print("\n".join(notes), file=sys.stderr)
+    print(done)
     return 0
+
+
+def _refuse_nothing_to_write(annotations, shapes, unclassified, suffix, path) -> None:
+    """One line saying why nothing would be written, and the flag that fixes it."""
+    from razn.annotations.model import shown
+    from razn.errors import AnnotationError
+
+    report = annotations.report
+    if not annotations.annotations:
+        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted(report.skipped.items()))
+        raise AnnotationError(
+            "no polygon regions, nothing written"
+            + (
+                f" (skipped: {skipped}; RAZN converts areas, not points or lines)"
+                if skipped
+                else ""
+            ),
+            path,
+        )
+    if shapes or unclassified:
+        return
+    texts = sorted(report.unmatched)
+    if texts == [""]:
+        count = report.unmatched[""]
+        hint = (
+            f"{count} region(s) have no class; give them one with --class-map '=CLASS', "
+            "e.g. --class-map '=Invasive carcinoma'"
+        )
+        if suffix in _TIFF:
+            hint += " (a label grid needs a class for every region)"
+    else:
+        named = ", ".join(shown(t, 30) if t else "(no class)" for t in texts[:5])
+        more = f" and {len(texts) - 5} more" if len(texts) > 5 else ""
+        example = texts[0] or texts[-1]
+        hint = (
+            f"no region's class matches a class: {named}{more}; map them with "
+            f"--class-map TEXT=CLASS, e.g. --class-map '{example[:30]}=Invasive carcinoma'"
+            + (" or --class-map '=CLASS' for regions without one" if "" in texts else "")
+        )
+    raise AnnotationError(hint + "; nothing written", path)
+
+
+def _refuse_all_outside(geometries, level0_shape, path) -> None:
+    import shapely
+
+    from razn.errors import AnnotationError
+
+    height, width = level0_shape
+    slide_box = shapely.box(0, 0, width, height)
+    if geometries and not any(g.intersects(slide_box) for g in geometries):
+        x0, y0, x1, y1 = shapely.union_all(geometries).bounds
+        raise AnnotationError(
+            f"every region lies outside the {width}x{height} slide (they span x {x0:g}-{x1:g}, "
+            f"y {y0:g}-{y1:g}): are these this slide's annotations? Nothing written",
+            path,
+        )
 
 
 def _match_lines(matches, classes) -> list[str]:
@@ -129,15 +196,15 @@ def _parse_class_map(items: list[str]) -> dict[str, str]:
     return table
 
 
-def _note_outside(shapes, level0_shape) -> None:
+def _note_outside(geometries, level0_shape) -> list[str]:
     height, width = level0_shape
     outside = 0
-    for _, geometry in shapes:
+    for geometry in geometries:
         x0, y0, x1, y1 = geometry.bounds
         outside += x0 < 0 or y0 < 0 or x1 > width or y1 > height
-    if outside:
-        print(
-            f"note: {outside} region(s) reach beyond the {width}x{height} slide; "
-            "are these the slide's annotations?",
-            file=sys.stderr,
-        )
+    if not outside:
+        return []
+    return [
+        f"note: {outside} region(s) reach beyond the {width}x{height} slide; "
+        "are these the slide's annotations?"
+    ]

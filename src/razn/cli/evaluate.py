@@ -8,25 +8,15 @@ HELP = "Score a model on a labelled slide: IoU per class, mIoU, zoom fraction, r
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_labelled_slides, add_quiet
+
     parser.add_argument("--model", default="demo", help="checkpoint file or bundled name")
-    parser.add_argument("--slide", required=True, help="slide file")
-    parser.add_argument(
-        "--labels",
-        required=True,
-        help="label-grid TIFF, QuPath GeoJSON, ImageScope XML or ASAP XML",
-    )
+    add_labelled_slides(parser, many=False)
     parser.add_argument(
         "--threshold",
         type=float,
         help="RAZN zooms where p > threshold (default: the model's own, else 0.5)",
     )
-    parser.add_argument(
-        "--unannotated",
-        choices=("ignore", "normal"),
-        default="ignore",
-        help="pixels no polygon covers: ignored, or normal as in BACH",
-    )
-    parser.add_argument("--mpp", type=float, help="microns per pixel, if the slide lacks it")
     parser.add_argument(
         "--timing-fields",
         type=int,
@@ -35,7 +25,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
+    add_quiet(parser)
 
 
 def format_report(report: dict) -> str:

@@ -15,9 +15,10 @@ HELP = "Write a label grid (TIFF or zarr) as QuPath GeoJSON annotations."
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_annotation_output
+
     parser.add_argument("labels", help="label-grid TIFF or zarr array")
-    parser.add_argument("--slide", required=True, help="the slide the labels belong to")
-    parser.add_argument("-o", "--output", required=True, help="output .geojson")
+    add_annotation_output(parser, output_help="output .geojson")
     parser.add_argument(
         "--simplify",
         type=float,
@@ -34,16 +35,10 @@ def add_arguments(parser) -> None:
         help="drop regions and fill holes smaller than this many um^2 (needs the mpp)",
     )
     parser.add_argument(
-        "--per-class",
-        action="store_true",
-        help="one MultiPolygon feature per class instead of one per region",
-    )
-    parser.add_argument(
         "--classes",
         metavar="NAMES",
         help="comma-separated class names or values to export (default: all but 0)",
     )
-    parser.add_argument("--mpp", type=float, help="microns per pixel, if the slide lacks it")
     parser.add_argument(
         "--downsample", type=int, help="downsample of a zarr grid that does not record it"
     )
@@ -51,11 +46,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from razn.annotations import vectorize, write_geojson
+    from razn.atomic import writable_folder
     from razn.errors import RaznError
     from razn.label_tiff import read_label_grid
 
     level0_shape, mpp = slide_facts(args.slide, args.mpp)
-    check_output_folder(args.output)
+    writable_folder(Path(args.output).parent)
     grid = read_label_grid(args.labels, downsample=args.downsample, level0_shape=level0_shape)
     if tuple(grid.level0_shape) != tuple(level0_shape):
         raise RaznError(
@@ -92,15 +88,6 @@ def slide_facts(slide_path: str, mpp: float | None) -> tuple[tuple[int, int], fl
         if slide.mpp is None:
             print(f"note: {slide_path} records no pixel size (mpp); pass --mpp", file=sys.stderr)
         return tuple(slide.shape), slide.mpp
-
-
-def check_output_folder(output: str) -> None:
-    """Refuse an output whose folder is missing before any work is done."""
-    from razn.errors import RaznError
-
-    folder = Path(output).parent
-    if not folder.is_dir():
-        raise RaznError("output folder does not exist", folder)
 
 
 def _class_values(text: str | None, classes) -> list[int] | None:

@@ -9,9 +9,11 @@ HELP = "Show a slide's format, pyramid levels, pixel size and tissue fraction."
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_mpp
+
     parser.add_argument("slide", help="slide file (SVS, TIFF, OME-TIFF, NDPI, SCN, PNG, JPEG)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--mpp", type=float, help="microns per pixel, if the file lacks it")
+    add_mpp(parser, "microns per pixel, if the file lacks it")
     parser.add_argument("--overview", metavar="PNG", help="also write an overview picture")
 
 
@@ -48,6 +50,12 @@ def format_facts(facts: dict) -> str:
 def run(args) -> int:
     from razn.slide import open_slide
 
+    if args.overview:
+        from pathlib import Path
+
+        from razn.atomic import writable_folder
+
+        writable_folder(Path(args.overview).parent)
     with open_slide(args.slide, mpp=args.mpp) as slide:
         facts = slide.facts()
         if args.overview:

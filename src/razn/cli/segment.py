@@ -17,6 +17,8 @@ HELP = "Segment whole slides with RAZN: labels store, QuPath GeoJSON, overview p
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_mpp
+
     parser.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files")
     parser.add_argument("--model", default="demo", help="'demo' or a checkpoint file")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
@@ -28,7 +30,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per model call")
-    parser.add_argument("--mpp", type=float, help="microns per pixel, if a slide lacks it")
+    add_mpp(parser, "microns per pixel, if a slide lacks it")
     parser.add_argument("--json", action="store_true", help="one JSON object per slide")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="run slides on a local dask cluster of N")
@@ -36,8 +38,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    from razn.atomic import writable_folder
     from razn.errors import RaznError
 
     if args.threshold is None:
@@ -48,11 +49,7 @@ def run(args) -> int:
         raise RaznError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if args.batch_size < 1:
         raise RaznError("--batch-size must be at least 1")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RaznError(f"cannot create the output folder: {error.strerror}", out) from None
+    out = writable_folder(args.out, create=True)
     settings = {
         "threshold": args.threshold,
         "mpp": args.mpp,
@@ -78,7 +75,8 @@ def run(args) -> int:
 def _run_here(args, out, settings) -> int:
     from tqdm import tqdm
 
-    from razn.errors import RaznError
+    from razn.atomic import WRITE_ERRNOS, output_error
+    from razn.errors import OutputError, RaznError
     from razn.inference import pick_device
     from razn.inference.job import segment_slide
     from razn.models import load_model
@@ -99,6 +97,12 @@ def _run_here(args, out, settings) -> int:
 
         try:
             result = segment_slide(slide_path, model, out, progress=progress, **settings)
+        except OutputError:
+            raise  # a full disk or a read-only folder stops every slide alike
+        except OSError as error:
+            if error.errno in WRITE_ERRNOS:
+                raise output_error(error, error.filename or out) from None
+            raise
         except RaznError as error:
             # One bad slide does not stop the others.
             result = {"slide": str(slide_path), "error": str(error)}

@@ -30,6 +30,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from razn.cli._arguments import add_seed
+
     parser.add_argument(
         "out",
         metavar="OUT.tif",
@@ -38,9 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size", type=_size, metavar="WxH", help="level-0 size in pixels (synthetic slides)"
     )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="random seed: same arguments, same bytes"
-    )
+    add_seed(parser, default=None, help="random seed: same arguments, same bytes")
     parser.add_argument(
         "--mpp", type=float, default=0.25, help="microns per level-0 pixel (default 0.25)"
     )

@@ -8,18 +8,14 @@ HELP = "Train RAZN or a baseline on slides and their labels; checkpoints and met
 
 
 def add_arguments(parser) -> None:
+    from razn.cli._arguments import add_labelled_slides, add_quiet, add_seed
+
     parser.add_argument(
         "--config",
         default="razn-small",
         help="model configuration name (razn, razn-small, scale1, ...)",
     )
-    parser.add_argument("--slides", nargs="+", required=True, help="slide files")
-    parser.add_argument(
-        "--labels",
-        nargs="+",
-        required=True,
-        help="one per slide: label-grid TIFF, QuPath GeoJSON, ImageScope XML or ASAP XML",
-    )
+    add_labelled_slides(parser, many=True)
     parser.add_argument("--out", required=True, help="folder for checkpoints and metrics.jsonl")
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -54,14 +50,7 @@ def add_arguments(parser) -> None:
         default=True,
         help="flips, 90-degree turns, colour jitter (default on)",
     )
-    parser.add_argument(
-        "--unannotated",
-        choices=("ignore", "normal"),
-        default="ignore",
-        help="pixels no polygon covers: ignored, or normal as in BACH",
-    )
-    parser.add_argument("--mpp", type=float, help="microns per pixel, for slides that lack it")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed(parser)
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument(
@@ -71,7 +60,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
+    add_quiet(parser)
 
 
 def run(args) -> int:

@@ -28,6 +28,11 @@ from razn.label_tiff import (  # noqa: F401 (re-exported)
     label_downsample,
 )
 
+#: The most tiles one slide may have: a 200k x 200k slide at 0.25 um/px is
+#: ~40,000 tiles for the demo model. More means a wrong mpp (a typo such as
+#: 1000 um/px made 6.6 million one-pixel tiles), not a real slide.
+MAX_TILES = 1_000_000
+
 
 @dataclass(frozen=True)
 class TileGrid:
@@ -105,7 +110,23 @@ def tile_grid(slide, config) -> TileGrid:
             f"{config.base_mpp} um/px; give the slide's mpp (--mpp)",
             slide.path,
         )
+    from razn.slide._metadata import PLAUSIBLE_MPP
+
+    low, high = PLAUSIBLE_MPP
+    if not low <= slide.mpp <= high:
+        raise SlideError(
+            f"a pixel size of {slide.mpp:g} um/px is outside {low:g}-{high:g}, what scanners "
+            "give (a 40x scan is about 0.25); check --mpp",
+            slide.path,
+        )
     d = label_downsample(slide.shape, slide.mpp)
     fov = config.patch_size * config.base_mpp / slide.mpp
     tile = max(d, round(fov / d) * d)
-    return TileGrid(slide.shape, tile, d, config.patch_size)
+    grid = TileGrid(slide.shape, tile, d, config.patch_size)
+    if grid.rows * grid.cols > MAX_TILES:
+        raise SlideError(
+            f"{grid.rows * grid.cols:,} tiles of {tile} px at {slide.mpp:g} um/px is more than "
+            f"{MAX_TILES:,}; check the pixel size (--mpp)",
+            slide.path,
+        )
+    return grid

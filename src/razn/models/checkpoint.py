@@ -6,7 +6,10 @@ and how (`razn.training`), and the code version that wrote it. safetensors
 holds data only, so opening a checkpoint from someone else can never run
 code; PyTorch pickles (`.pt`, `.pth`) are refused outright. A checkpoint
 whose tensors do not fit its configuration is refused with the names of the
-tensors that differ.
+tensors that differ, from the header alone, before any model is built (a
+configuration claiming width 10^6 would otherwise allocate terabytes); one
+whose weights hold NaN or infinity is refused too (it would label every
+pixel one class).
 """
 
 from __future__ import annotations
@@ -75,21 +78,50 @@ def read_metadata(path: str | os.PathLike) -> dict:
     try:
         config = ModelConfig.from_dict(json.loads(metadata["razn.config"]))
         training = json.loads(metadata.get("razn.training", "{}"))
-    except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"its model configuration is invalid: {error}", path) from None
-    return {"config": config, "training": training, "version": metadata.get("razn.version")}
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as error:
+        raise CheckpointError(
+            f"its model configuration is invalid: {str(error)[:200]}", path
+        ) from None
+    if not isinstance(training, dict):
+        raise CheckpointError(
+            f"its training record (razn.training) must be a JSON object, not "
+            f"{type(training).__name__}",
+            path,
+        )
+    shapes = {
+        name: entry.get("shape")
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry, dict)
+    }
+    return {
+        "config": config,
+        "training": training,
+        "version": metadata.get("razn.version"),
+        "shapes": shapes,
+    }
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
     """A model from a bundled name ("demo") or a checkpoint file, in eval mode."""
     path = _resolve(name_or_path)
     info = read_metadata(path)
-    model = build_model(info["config"])
+    # The configuration's tensor shapes, on the meta device (no memory), are
+    # checked against the header before the real model is built.
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(info["config"])
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(
+            f"its model configuration cannot be built: {str(error)[:200]}", path
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    _check_fit(path, expected, info["shapes"], info["config"])
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read the weights: {error}", path) from None
-    _check_fit(path, model, tensors, info["config"])
+    _check_finite(path, tensors)
+    model = build_model(info["config"])
     model.load_state_dict(tensors)
     model.training_record = info["training"]
     model.checkpoint_path = path
@@ -122,22 +154,22 @@ def default_threshold(model) -> float:
     return value if 0.0 <= value <= 1.0 else FALLBACK_THRESHOLD
 
 
-def _check_fit(path: Path, model, tensors: dict, config: ModelConfig) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(
-        k
-        for k in set(expected) & set(tensors)
-        if tuple(expected[k].shape) != tuple(tensors[k].shape)
-    )
+def _check_fit(path: Path, expected: dict, stored: dict, config: ModelConfig) -> None:
+    """Refuse a file whose tensors (name -> shape, from its header) do not fit `config`."""
+
+    def shape(value) -> tuple | None:
+        return tuple(value) if isinstance(value, list) else None
+
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != shape(stored[k]))
     if missing or unexpected or wrong:
         parts = []
         if wrong:
             k = wrong[0]
             parts.append(
                 f"{len(wrong)} tensors have the wrong shape (e.g. {k}: "
-                f"{tuple(tensors[k].shape)} in the file, {tuple(expected[k].shape)} expected)"
+                f"{shape(stored[k])} in the file, {expected[k]} expected)"
             )
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
@@ -146,6 +178,21 @@ def _check_fit(path: Path, model, tensors: dict, config: ModelConfig) -> None:
         raise CheckpointError(
             f"its weights do not fit its configuration ({config.name}, "
             f"{config.architecture}, width {config.width}): " + "; ".join(parts),
+            path,
+        )
+
+
+def _check_finite(path: Path, tensors: dict) -> None:
+    bad = sorted(
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    )
+    if bad:
+        raise CheckpointError(
+            f"{len(bad)} weight tensor(s) hold NaN or infinity (e.g. {bad[0]}); a model "
+            "with them labels every pixel alike. The training run diverged: use an "
+            "earlier checkpoint",
             path,
         )
 

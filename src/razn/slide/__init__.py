@@ -13,6 +13,7 @@ that is a few tile-offset tables, not pixels.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -53,6 +54,20 @@ def open_slide(path: str | os.PathLike, *, mpp: float | None = None) -> Slide:
     corrupt, or not 8-bit RGB.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        # exists() is False both for a dangling link and for a loop; say which.
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop so
+            raise SlideError("is a symbolic link loop (it points back to itself)", path) from None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise SlideError(
+                    "is a symbolic link loop (it points back to itself)", path
+                ) from None
+            raise SlideError(
+                f"is a symbolic link to a missing file ({path.readlink()})", path
+            ) from None
     if not path.exists():
         raise SlideError("no such file", path)
     if path.is_dir():

@@ -8,6 +8,7 @@ store. Every problem becomes a `SlideError` naming the file.
 
 from __future__ import annotations
 
+import math
 import struct
 import weakref
 from pathlib import Path
@@ -24,6 +25,18 @@ from razn.slide._tiles import TileCache, TiledLevelReader, can_read_directly, op
 
 # Series that scanners store beside the slide itself.
 _SIDE_IMAGES = {"label", "macro", "thumbnail", "overview"}
+
+#: A level-0 image without a pyramid is read whole (chunk by chunk) for the
+#: tissue mask and the overview; past this size that is hours of decoding,
+#: so such a file is refused with the advice to make a pyramid.
+MAX_UNPYRAMIDED_PIXELS = 50_000 * 50_000
+#: The most pixels one stored byte of a large level may stand for. Real
+#: JPEG, LZW, deflate and JPEG 2000 tiles of blank glass stay under ~1,000;
+#: a level that claims more is a header lying about its size, and reading
+#: it would decode (fill) billions of pixels from nothing. Small levels
+#: (under 64 Mpx) cannot cost much and are not checked.
+MAX_PIXELS_PER_STORED_BYTE = 20_000
+_CHECKED_LEVEL_PIXELS = 64_000_000
 
 
 def open_tiff_slide(path: Path) -> Slide:
@@ -47,6 +60,7 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
         raise SlideError("the TIFF holds no image", path)
     page = series.keyframe
     channel_axis = _check_pixels(path, series, page)
+    _check_sizes(path, series)
     metadata = read_metadata(tif, page)
 
     try:
@@ -111,6 +125,56 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
 def _close_all(*closers) -> None:
     for close in closers:
         close()
+
+
+def _check_sizes(path: Path, series) -> None:
+    """Refuse levels whose declared size the stored tiles or strips cannot fill.
+
+    tifffile only warns when a page's offset table is shorter than its
+    declared size needs, then serves the missing chunks as blank: a 200 kB
+    file claiming 10^6 x 10^6 pixels opened, and the tissue mask then
+    decoded 10^12 blank pixels. Checking the tables is cheap (no pixels).
+    """
+    for index, level in enumerate(series.levels):
+        for page in level.pages:
+            if page is None:
+                continue
+            page = page.keyframe if hasattr(page, "keyframe") else page
+            try:
+                height, width = int(page.imagelength), int(page.imagewidth)
+                expected = math.prod(page.chunked)
+                stored = len(page.dataoffsets)
+                stored_bytes = sum(int(n) for n in page.databytecounts)
+            except Exception as error:  # a zero tile size, a missing table, ...
+                raise SlideError(
+                    f"level {index} has a damaged tile or strip layout: {error}", path
+                ) from None
+            kind = "tiles" if page.is_tiled else "strips"
+            if stored != expected:
+                raise SlideError(
+                    f"level {index} declares {width}x{height} pixels, which needs {expected:,} "
+                    f"{kind}, but the file lists {stored:,}: corrupt or not a real slide",
+                    path,
+                )
+            pixels = height * width
+            if (
+                pixels > _CHECKED_LEVEL_PIXELS
+                and pixels > MAX_PIXELS_PER_STORED_BYTE * stored_bytes
+            ):
+                raise SlideError(
+                    f"level {index} declares {width}x{height} pixels but stores only "
+                    f"{stored_bytes:,} bytes of {kind}: corrupt or not a real slide",
+                    path,
+                )
+    height, width = (int(n) for n in series.levels[0].shape[:2])
+    if series.axes.startswith(("S", "C")):
+        height, width = (int(n) for n in series.levels[0].shape[1:3])
+    if len(series.levels) == 1 and height * width > MAX_UNPYRAMIDED_PIXELS:
+        raise SlideError(
+            f"{width}x{height} pixels in one level without a pyramid is too large to read "
+            "whole; save it as a pyramidal (tiled, multi-resolution) TIFF",
+            path,
+        )
 
 
 def _main_series(tif: tifffile.TiffFile):

@@ -77,14 +77,20 @@ def test_convert_geojson_to_label_grid_and_back(tmp_path, cmu_svs, capsys):
 
 
 def test_convert_real_imagescope_needs_a_class_map(tmp_path, annotations_dir, cmu_svs, capsys):
+    # Regions without a class: a label grid cannot hold them and says which
+    # flag gives them one; a GeoJSON keeps them as unclassified QuPath annotations.
     source = annotations_dir / "imagescope-all-region-types.xml"
-    out = tmp_path / "out.geojson"
-    argv = ["convert", str(source), "--slide", str(cmu_svs), "-o", str(out)]
-    assert main(argv) == 2
+    grid, out = tmp_path / "out.tif", tmp_path / "out.geojson"
+    argv = ["convert", str(source), "--slide", str(cmu_svs)]
+    assert main([*argv, "-o", str(grid)]) == 2
     err = capsys.readouterr().err
-    assert "4 region(s) with class (no class)" in err and "nothing written" in err
-    assert not out.exists()
-    assert main([*argv, "--class-map", "=benign"]) == 0
+    assert "4 region(s) have no class" in err and "--class-map '=CLASS'" in err
+    assert "nothing written" in err and not grid.exists()
+    assert main([*argv, "-o", str(out)]) == 0
+    assert "unclassified QuPath annotations" in capsys.readouterr().err
+    features = json.loads(out.read_text())["features"]
+    assert len(features) == 4 and not any("classification" in f["properties"] for f in features)
+    assert main([*argv, "-o", str(out), "--class-map", "=benign"]) == 0
     assert len(json.loads(out.read_text())["features"]) == 4
 
 
