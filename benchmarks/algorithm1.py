@@ -8,6 +8,8 @@ and schedule as Table 1) once per variant and seed:
 - `batch-mean`, `self-critical`, `moving-average+norm`: the REINFORCE
   literature's reward baselines (`razn train --baseline`), the last one
   with the advantage normalised per batch;
+- `symmetric`: the reward (J_0 - J_1) / max(J_0, J_1) instead of the
+  paper's (J_0 - J_1) / J_0 (`razn train --reward-scale symmetric`);
 - `no-routing`: the ablation, both nets learn from every field and the
   policy learns beside them (table1.py's razn-unrouted).
 
@@ -48,11 +50,12 @@ VARIANTS = {
     "batch-mean": {"baseline": "batch-mean"},
     "self-critical": {"baseline": "self-critical"},
     "moving-average+norm": {"baseline": "moving-average", "normalise_advantage": True},
+    "symmetric": {"reward_scale": "symmetric"},
     "no-routing": {"unrouted": True},
 }
 VALIDATION_SEEDS = (301, 302)
 COLOURS = {"paper": "#D32F2F", "paper-lr0.01": "#F57C00", "batch-mean": "#1E88E5",
-           "self-critical": "#7B1FA2", "moving-average+norm": "#00897B",
+           "self-critical": "#7B1FA2", "moving-average+norm": "#00897B", "symmetric": "#43A047",
            "no-routing": "#616161"}  # fmt: skip
 
 

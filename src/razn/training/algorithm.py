@@ -41,6 +41,10 @@ from razn.models.views import split_levels
 
 IGNORE = -1
 
+#: How the loss gap is scaled into a reward: "relative", (J_0 - J_1) / J_0 as
+#: the paper; "symmetric", (J_0 - J_1) / max(J_0, J_1), bounded by -1 and 1
+#: (not in the paper: see `zoom_reward`).
+REWARD_SCALES = ("relative", "symmetric")
 #: What the policy's REINFORCE step subtracts from the reward ("none": the paper).
 REWARD_BASELINES = ("none", "batch-mean", "moving-average", "self-critical")
 #: Weight of the newest batch in the "moving-average" baseline.
@@ -79,9 +83,26 @@ def bounded_probability(p: torch.Tensor, alpha: float) -> torch.Tensor:
     return alpha * p + (1 - alpha) * (1 - p)
 
 
-def zoom_reward(action, loss_coarse, loss_fine, cost: float = 0.0) -> torch.Tensor:
-    """R(a) = a (J_coarse - J_fine) / J_coarse - cost * a (DESIGN.md's sign)."""
-    return action * (loss_coarse - loss_fine) / loss_coarse.clamp(min=1e-6) - cost * action
+def zoom_reward(
+    action, loss_coarse, loss_fine, cost: float = 0.0, scale: str = "relative"
+) -> torch.Tensor:
+    """R(a) = a (J_coarse - J_fine) / J_coarse - cost * a (DESIGN.md's sign).
+
+    The paper's relative gain is lopsided: zooming can win at most 1 (a
+    perfect fine net) but lose without bound where the coarse net is already
+    nearly right (J_coarse 0.05 and J_fine 0.5 give -9), so where the two
+    nets are about equally good on average the mean reward of zooming is
+    well below 0. `scale="symmetric"` divides by max(J_coarse, J_fine)
+    instead, which keeps the sign and bounds the reward by -1 and 1 (not in
+    the paper).
+    """
+    if scale == "symmetric":
+        denominator = torch.maximum(loss_coarse, loss_fine)
+    elif scale == "relative":
+        denominator = loss_coarse
+    else:
+        raise ValueError(f"reward scale must be one of {REWARD_SCALES}, not {scale!r}")
+    return action * (loss_coarse - loss_fine) / denominator.clamp(min=1e-6) - cost * action
 
 
 def razn_losses(
@@ -98,6 +119,7 @@ def razn_losses(
     baseline: str = "none",
     normalise_advantage: bool = False,
     baseline_state: dict | None = None,
+    reward_scale: str = "relative",
 ):
     """The policy and segmentation losses of one batched Algorithm 1 step.
 
@@ -123,6 +145,7 @@ def razn_losses(
     baseline_state : for "moving-average", a dict that carries the average
         from step to step (key "reward_{k+1}" per decision level); the
         trainer keeps it in its checkpoints.
+    reward_scale : one of REWARD_SCALES; "relative" is the paper.
 
     Returns
     -------
@@ -161,8 +184,9 @@ def razn_losses(
         draws = torch.bernoulli(p_bounded.detach().cpu(), generator=generator)
         action = draws.to(p_bounded.device)
         valid = ((coarse_n > 0) & (fine_n > 0)).float()
-        reward = zoom_reward(action, j_coarse.detach(), j_fine.detach(), cost) * valid
-        gain = zoom_reward(torch.ones_like(action), j_coarse.detach(), j_fine.detach(), cost)
+        j0, j1 = j_coarse.detach(), j_fine.detach()
+        reward = zoom_reward(action, j0, j1, cost, reward_scale) * valid
+        gain = zoom_reward(torch.ones_like(action), j0, j1, cost, reward_scale)
         advantage = _advantage(
             reward, gain, p.detach(), valid, baseline, normalise_advantage,
             baseline_state, f"reward_{k + 1}",
@@ -238,12 +262,13 @@ def training_step(
     baseline="none",
     normalise_advantage=False,
     baseline_state=None,
+    reward_scale="relative",
 ):
     """One optimiser step for any architecture; returns the step's metrics.
 
     `weights`: None, or per-pixel loss weights, one tensor per level like
-    `targets`. `baseline`, `normalise_advantage`, `baseline_state`: RAZN's
-    policy step, as `razn_losses` takes them.
+    `targets`. `baseline`, `normalise_advantage`, `baseline_state`,
+    `reward_scale`: RAZN's policy step, as `razn_losses` takes them.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -252,6 +277,7 @@ def training_step(
             model, views, targets, alpha=alpha, cost=cost, generator=generator, route=route,
             train_policy=train_policy, weights=weights, baseline=baseline,
             normalise_advantage=normalise_advantage, baseline_state=baseline_state,
+            reward_scale=reward_scale,
         )  # fmt: skip
         loss = policy_loss + seg_loss
     else:

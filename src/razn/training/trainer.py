@@ -36,7 +36,12 @@ from razn.devices import pick_device
 from razn.errors import RaznError
 from razn.models import build_model, load_model, save_checkpoint
 from razn.models.normalise import to_views
-from razn.training.algorithm import REWARD_BASELINES, targets_from_labels, training_step
+from razn.training.algorithm import (
+    REWARD_BASELINES,
+    REWARD_SCALES,
+    targets_from_labels,
+    training_step,
+)
 from razn.training.patches import FieldBatch, FieldSampler, augment
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -68,6 +73,8 @@ class TrainingConfig:
         ("none": the paper; "batch-mean", "moving-average", "self-critical").
     normalise_advantage : RAZN only: the advantage scaled to zero mean and
         unit spread over each batch (not in the paper).
+    reward_scale : RAZN only: "relative", the paper's (J_0 - J_1) / J_0, or
+        "symmetric", (J_0 - J_1) / max(J_0, J_1) (not in the paper).
     balanced : class-balanced field sampling.
     augment : flips, 90-degree turns and colour jitter.
     seed : seeds every random number generator; same seed, same run on CPU.
@@ -87,6 +94,7 @@ class TrainingConfig:
     warmup_policy: bool = False
     baseline: str = "none"
     normalise_advantage: bool = False
+    reward_scale: str = "relative"
     balanced: bool = True
     augment: bool = True
     seed: int = 0
@@ -158,6 +166,11 @@ def train(
             f"unknown reward baseline {config.baseline!r}; choose one of "
             f"{', '.join(REWARD_BASELINES)}"
         )
+    if config.reward_scale not in REWARD_SCALES:
+        raise RaznError(
+            f"unknown reward scale {config.reward_scale!r}; choose one of "
+            f"{', '.join(REWARD_SCALES)}"
+        )
     device = pick_device(config.device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +203,7 @@ def train(
             route=iteration >= config.warmup,
             train_policy=iteration >= config.warmup or config.warmup_policy,
             baseline=config.baseline, normalise_advantage=config.normalise_advantage,
-            baseline_state=baseline_state,
+            baseline_state=baseline_state, reward_scale=config.reward_scale,
         )  # fmt: skip
         window.append(metrics)
         done = iteration + 1

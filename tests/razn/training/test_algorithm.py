@@ -64,6 +64,19 @@ def test_reward_pays_for_zooming_only_where_the_fine_net_does_better():
     assert torch.allclose(zoom_reward(a, j0, j1, cost=0.2), torch.tensor([0.3, -0.7, 0.0]))
 
 
+def test_the_symmetric_scale_keeps_the_sign_and_bounds_the_reward():
+    j0 = torch.tensor([1.0, 0.05, 0.5])
+    j1 = torch.tensor([0.5, 0.5, 0.5])
+    a = torch.ones(3)
+    # The paper's relative gain loses without bound where f_0 is nearly right.
+    assert torch.allclose(zoom_reward(a, j0, j1), torch.tensor([0.5, -9.0, 0.0]))
+    assert torch.allclose(
+        zoom_reward(a, j0, j1, scale="symmetric"), torch.tensor([0.5, -0.9, 0.0])
+    )
+    with pytest.raises(ValueError, match="reward scale"):
+        zoom_reward(a, j0, j1, scale="log")
+
+
 def test_bounded_probability_stays_inside_alpha():
     p = torch.tensor([0.0, 0.5, 1.0])
     assert torch.allclose(bounded_probability(p, 0.8), torch.tensor([0.2, 0.5, 0.8]))
