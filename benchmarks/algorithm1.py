@@ -118,8 +118,60 @@ def run(variant: str, seed: int, cache: str, iterations: int) -> dict:
             for row in rows
         ],
     }
+    if variant == "no-routing":
+        result["gains"] = gain_distribution(
+            out / "model.safetensors", cache_dir / "fields-quick.safetensors"
+        )
     result_path.write_text(json.dumps(result, indent=1))
     return result
+
+
+def gain_distribution(model_path: Path, pool_path: Path, fields: int = 800) -> dict:
+    """Per-field coarse and fine losses of a trained RAZN on pool fields, and what
+    the paper's relative reward and the symmetric one make of them."""
+    import torch
+
+    from razn.models import load_model
+    from razn.models.normalise import to_views
+    from razn.models.views import split_levels
+    from razn.training import FieldBatch
+    from razn.training.algorithm import _split, field_losses, targets_from_labels, zoom_reward
+
+    model = load_model(model_path).eval()
+    pool = FieldBatch.load(pool_path)
+    pool = pool.take(np.arange(min(fields, len(pool))))
+    r = model.config.zoom_rate
+    j0s, j1s = [], []
+    with torch.no_grad():
+        for start in range(0, len(pool), 50):
+            batch = pool.take(np.arange(start, min(start + 50, len(pool))))
+            views = to_views(batch.images)
+            targets = [targets_from_labels(t) for t in batch.labels]
+            s0, n0 = field_losses(model.segmenters[0](views[0]), targets[0])
+            fine = split_levels(views[1], r, 1)
+            s1, n1 = field_losses(model.segmenters[1](fine), _split(targets[1], r, 1))
+            s1, n1 = s1.view(-1, r * r).sum(1), n1.view(-1, r * r).sum(1)
+            keep = (n0 > 0) & (n1 > 0)
+            j0s.append((s0 / n0.clamp(min=1))[keep])
+            j1s.append((s1 / n1.clamp(min=1))[keep])
+    j0, j1 = torch.cat(j0s), torch.cat(j1s)
+    ones = torch.ones_like(j0)
+    relative = zoom_reward(ones, j0, j1)
+    symmetric = zoom_reward(ones, j0, j1, scale="symmetric")
+    tail = relative < -1
+    return {
+        "fields": int(len(j0)),
+        "mean_j0": float(j0.mean()),
+        "mean_j1": float(j1.mean()),
+        "fine_better": float((j1 < j0).float().mean()),
+        "relative_mean": float(relative.mean()),
+        "relative_median": float(relative.median()),
+        "relative_min": float(relative.min()),
+        "symmetric_mean": float(symmetric.mean()),
+        "tail_share": float(tail.float().mean()),
+        "tail_mean_j0": float(j0[tail].mean()) if tail.any() else None,
+        "relative_mean_without_tail": float(relative[~tail].mean()),
+    }
 
 
 def validation_slides(cache: Path) -> list[Path]:
@@ -187,10 +239,38 @@ def report(results: list[dict], iterations: int, elapsed: float | None) -> None:
                 f"{zoom_train:.2f} | {gain:+.3f} | {r['train_s'] / 60:.0f} min | {verdict} |"
             )
     lines += ["", "![zoom share and zoom gain over training](../images/algorithm1.png)", ""]
+    lines += _gain_section(results, iterations)
     path = ROOT / "docs" / "benchmarks" / "algorithm1.md"
     path.write_text("\n".join(lines) + "\n")
     plot(by_variant)
     print(f"wrote {path}")
+
+
+def _gain_section(results: list[dict], iterations: int) -> list[str]:
+    """What the paper's reward makes of the no-routing model's two nets (if trained)."""
+    runs = sorted((r for r in results if r["variant"] == "no-routing"), key=lambda r: r["seed"])
+    if not runs or "gains" not in runs[0]:
+        return []
+    g = runs[0]["gains"]
+    return [
+        "## What the reward sees",
+        "",
+        f"The no-routing model (seed {runs[0]['seed']}) trains both nets on every field, so "
+        f"its f_0 and f_1 are the fairest pair to compare. On the first {g['fields']} "
+        "fields of the training pool (eval mode):",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| mean J_0 (coarse) / mean J_1 (fine) | {g['mean_j0']:.3f} / {g['mean_j1']:.3f} |",
+        f"| fields where the fine net's loss is lower | {g['fine_better']:.0%} |",
+        f"| mean of the paper's (J_0 - J_1) / J_0 | {g['relative_mean']:+.3f} "
+        f"(median {g['relative_median']:+.3f}, lowest {g['relative_min']:+.1f}) |",
+        f"| fields where it is below -1 (J_1 more than twice J_0) | {g['tail_share']:.0%} "
+        f"(their mean J_0: {g['tail_mean_j0'] or float('nan'):.3f}) |",
+        f"| its mean without those fields | {g['relative_mean_without_tail']:+.3f} |",
+        f"| mean of the symmetric (J_0 - J_1) / max(J_0, J_1) | {g['symmetric_mean']:+.3f} |",
+        "",
+    ]
 
 
 def plot(by_variant: dict[str, list[dict]]) -> None:
@@ -261,7 +341,16 @@ def main() -> None:
 
 def _finished(cache: Path, iterations: int) -> list[dict]:
     paths = sorted((cache / "algorithm1").glob(f"*-it{iterations}-seed*/result.json"))
-    return [json.loads(p.read_text()) for p in paths]
+    results = []
+    for path in paths:
+        result = json.loads(path.read_text())
+        if result["variant"] == "no-routing" and "gains" not in result:  # scored before it existed
+            result["gains"] = gain_distribution(
+                path.parent / "model.safetensors", cache / "fields-quick.safetensors"
+            )
+            path.write_text(json.dumps(result, indent=1))
+        results.append(result)
+    return results
 
 
 if __name__ == "__main__":
