@@ -39,6 +39,23 @@ def add_arguments(parser) -> None:
         help="RAZN: the policy learns during the warm-up too (it waits by default)",
     )
     parser.add_argument(
+        "--baseline",
+        choices=("none", "batch-mean", "moving-average", "self-critical"),
+        default="none",
+        help="RAZN: reward baseline of the policy's REINFORCE step (none: the paper)",
+    )
+    parser.add_argument(
+        "--reward-scale",
+        choices=("relative", "symmetric"),
+        default="relative",
+        help="RAZN: (J0-J1)/J0 as the paper, or (J0-J1)/max(J0,J1), bounded (not in the paper)",
+    )
+    parser.add_argument(
+        "--normalise-advantage",
+        action="store_true",
+        help="RAZN: advantage to zero mean, unit spread per batch (not in the paper)",
+    )
+    parser.add_argument(
         "--balanced",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -90,7 +107,8 @@ def run(args) -> int:
     config = TrainingConfig(
         model=args.config, iterations=args.iterations, batch_size=args.batch_size,
         lr=args.lr, decay_every=args.decay_every, alpha=args.alpha, cost=args.cost, warmup=args.warmup,
-        warmup_policy=args.warmup_policy,
+        warmup_policy=args.warmup_policy, baseline=args.baseline,
+        normalise_advantage=args.normalise_advantage, reward_scale=args.reward_scale,
         balanced=args.balanced, augment=args.augment, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         data={"slides": list(args.slides), "labels": list(args.labels),

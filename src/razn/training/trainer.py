@@ -36,7 +36,12 @@ from razn.devices import pick_device
 from razn.errors import RaznError
 from razn.models import build_model, load_model, save_checkpoint
 from razn.models.normalise import to_views
-from razn.training.algorithm import targets_from_labels, training_step
+from razn.training.algorithm import (
+    REWARD_BASELINES,
+    REWARD_SCALES,
+    targets_from_labels,
+    training_step,
+)
 from razn.training.patches import FieldBatch, FieldSampler, augment
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -63,6 +68,13 @@ class TrainingConfig:
         learns from every field and the policy waits (0: the paper).
     warmup_policy : RAZN only: the policy learns during the warm-up too,
         rewarded by the same J_0 and J_1 (the nets' training is unchanged).
+    baseline : RAZN only: what the policy's REINFORCE step subtracts from
+        the reward, one of `razn.training.algorithm.REWARD_BASELINES`
+        ("none": the paper; "batch-mean", "moving-average", "self-critical").
+    normalise_advantage : RAZN only: the advantage scaled to zero mean and
+        unit spread over each batch (not in the paper).
+    reward_scale : RAZN only: "relative", the paper's (J_0 - J_1) / J_0, or
+        "symmetric", (J_0 - J_1) / max(J_0, J_1) (not in the paper).
     balanced : class-balanced field sampling.
     augment : flips, 90-degree turns and colour jitter.
     seed : seeds every random number generator; same seed, same run on CPU.
@@ -80,6 +92,9 @@ class TrainingConfig:
     cost: float = 0.0
     warmup: int = 0
     warmup_policy: bool = False
+    baseline: str = "none"
+    normalise_advantage: bool = False
+    reward_scale: str = "relative"
     balanced: bool = True
     augment: bool = True
     seed: int = 0
@@ -146,14 +161,27 @@ def train(
     out_dir : where metrics and checkpoints go (created if missing).
     resume : continue from `out_dir`'s last checkpoint; its model and seed must match.
     """
+    if config.baseline not in REWARD_BASELINES:
+        raise RaznError(
+            f"unknown reward baseline {config.baseline!r}; choose one of "
+            f"{', '.join(REWARD_BASELINES)}"
+        )
+    if config.reward_scale not in REWARD_SCALES:
+        raise RaznError(
+            f"unknown reward scale {config.reward_scale!r}; choose one of "
+            f"{', '.join(REWARD_SCALES)}"
+        )
     device = pick_device(config.device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    # The moving-average baseline's running value: part of the state a
+    # checkpoint keeps, so a resumed run takes the same steps.
+    baseline_state: dict = {}
     if resume:
-        model, optimizer, start = _restore(config, out, rng, generator, device)
+        model, optimizer, start = _restore(config, out, rng, generator, device, baseline_state)
     else:
         # Built on the CPU, then moved: the same seed gives the same initial
         # weights whatever the device.
@@ -174,6 +202,8 @@ def train(
             alpha=config.alpha, cost=config.cost, generator=generator,
             route=iteration >= config.warmup,
             train_policy=iteration >= config.warmup or config.warmup_policy,
+            baseline=config.baseline, normalise_advantage=config.normalise_advantage,
+            baseline_state=baseline_state, reward_scale=config.reward_scale,
         )  # fmt: skip
         window.append(metrics)
         done = iteration + 1
@@ -182,7 +212,9 @@ def train(
             window = []
         saved = None
         if done % config.checkpoint_every == 0 or done == config.iterations:
-            saved = _checkpoint(out, model, optimizer, rng, generator, config, device, done)
+            saved = _checkpoint(
+                out, model, optimizer, rng, generator, config, device, done, baseline_state
+            )
         yield TrainingProgress(done, config.iterations, metrics, saved)
     if start < config.iterations or not (out / FINAL).exists():
         record = _record(config, device, config.iterations)
@@ -204,7 +236,9 @@ def _log(out: Path, iteration: int, config, device, window: list[dict], elapsed:
         fh.write(json.dumps(row) + "\n")
 
 
-def _checkpoint(out, model, optimizer, rng, generator, config, device, iteration) -> Path:
+def _checkpoint(
+    out, model, optimizer, rng, generator, config, device, iteration, baseline_state
+) -> Path:
     # The state goes first: a crash between the two files leaves a state
     # newer than the model, which `_restore` detects and refuses.
     tensors, plain = _flatten_optimizer(optimizer)
@@ -216,6 +250,7 @@ def _checkpoint(out, model, optimizer, rng, generator, config, device, iteration
         "rng.numpy": rng.bit_generator.state,
         "config": asdict(config),
         "device": str(device),
+        "baseline_state": baseline_state,
     }
     from safetensors.torch import save_file
 
@@ -225,7 +260,7 @@ def _checkpoint(out, model, optimizer, rng, generator, config, device, iteration
     return save_checkpoint(model, out / CHECKPOINT, training=record)
 
 
-def _restore(config, out: Path, rng, generator, device: torch.device):
+def _restore(config, out: Path, rng, generator, device: torch.device, baseline_state: dict):
     from safetensors import safe_open
 
     if not (out / STATE).is_file() or not (out / CHECKPOINT).is_file():
@@ -250,6 +285,7 @@ def _restore(config, out: Path, rng, generator, device: torch.device):
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.bernoulli"])
     rng.bit_generator.state = header["rng.numpy"]
+    baseline_state.update(header.get("baseline_state", {}))  # absent before baselines existed
     _truncate_metrics(out / METRICS, iteration)
     return model, optimizer, iteration
 

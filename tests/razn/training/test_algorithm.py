@@ -9,6 +9,8 @@ from torch import nn
 from razn.models import build_model, get_config
 from razn.training.algorithm import (
     IGNORE,
+    REWARD_BASELINES,
+    _advantage,
     bounded_probability,
     field_losses,
     mean_loss,
@@ -62,9 +64,91 @@ def test_reward_pays_for_zooming_only_where_the_fine_net_does_better():
     assert torch.allclose(zoom_reward(a, j0, j1, cost=0.2), torch.tensor([0.3, -0.7, 0.0]))
 
 
+def test_the_symmetric_scale_keeps_the_sign_and_bounds_the_reward():
+    j0 = torch.tensor([1.0, 0.05, 0.5])
+    j1 = torch.tensor([0.5, 0.5, 0.5])
+    a = torch.ones(3)
+    # The paper's relative gain loses without bound where f_0 is nearly right.
+    assert torch.allclose(zoom_reward(a, j0, j1), torch.tensor([0.5, -9.0, 0.0]))
+    assert torch.allclose(
+        zoom_reward(a, j0, j1, scale="symmetric"), torch.tensor([0.5, -0.9, 0.0])
+    )
+    with pytest.raises(ValueError, match="reward scale"):
+        zoom_reward(a, j0, j1, scale="log")
+
+
 def test_bounded_probability_stays_inside_alpha():
     p = torch.tensor([0.0, 0.5, 1.0])
     assert torch.allclose(bounded_probability(p, 0.8), torch.tensor([0.2, 0.5, 0.8]))
+
+
+def test_each_baseline_subtracts_what_it_says():
+    # Four fields: two zoomed (rewards 0.5 and -0.5), two not (reward 0);
+    # zooming would have paid `gain` on each.
+    reward = torch.tensor([0.5, -0.5, 0.0, 0.0])
+    gain = torch.tensor([0.5, -0.5, 0.3, -0.2])
+    p = torch.tensor([0.9, 0.2, 0.7, 0.1])
+    valid = torch.ones(4)
+
+    def advantage(baseline, state=None, normalise=False):
+        return _advantage(reward, gain, p, valid, baseline, normalise, state, "reward_1")
+
+    assert torch.equal(advantage("none"), reward)
+    assert torch.allclose(advantage("batch-mean"), reward - reward.mean())
+    # Self-critical: minus the reward of the greedy decision 1[p > 1/2].
+    assert torch.allclose(advantage("self-critical"), torch.tensor([0.0, -0.5, -0.3, 0.0]))
+    # Moving average: the first batch starts it, later ones move it by 10%.
+    state = {}
+    assert torch.allclose(advantage("moving-average", state), reward - 0.0)
+    assert state["reward_1"] == pytest.approx(0.0)
+    state["reward_1"] = 1.0
+    assert torch.allclose(advantage("moving-average", state), reward - 1.0)
+    assert state["reward_1"] == pytest.approx(0.9)
+    normalised = advantage("none", normalise=True)
+    assert float(normalised.mean()) == pytest.approx(0.0, abs=1e-6)
+    assert float(normalised.pow(2).mean()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_field_without_labels_gets_no_advantage():
+    reward = torch.tensor([0.5, 0.0])
+    valid = torch.tensor([1.0, 0.0])
+    for baseline in ("batch-mean", "self-critical"):
+        adv = _advantage(reward, reward, torch.tensor([0.9, 0.9]), valid, baseline, True, {}, "k")
+        assert adv[1] == 0
+
+
+def test_an_unknown_baseline_is_refused():
+    views, targets = toy_batch(2)
+    model = toy_razn(lambda x: torch.ones(len(x)), lambda x: torch.ones(len(x)))
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        razn_losses(model, views, targets, baseline="critic")
+
+
+@pytest.mark.parametrize("normalise", [False, True])
+@pytest.mark.parametrize("baseline", REWARD_BASELINES)
+@pytest.mark.parametrize(("fine_margin", "direction"), [(4.0, 1), (-4.0, -1)])
+def test_every_baseline_still_moves_p_towards_the_better_net(
+    fine_margin, direction, baseline, normalise
+):
+    model = toy_razn(lambda x: torch.ones(len(x)), lambda x: torch.full((len(x),), fine_margin))
+    views, targets = toy_batch(16)
+    policy = model.policies[0]
+    policy.eval()
+    with torch.no_grad():
+        before = torch.sigmoid(policy(views[0]))
+    # A mix of margins in one batch, so the batch mean differs from each reward.
+    generator = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.05)
+    policy_loss, _, metrics = razn_losses(
+        model, views, targets, generator=generator, baseline=baseline,
+        normalise_advantage=normalise, baseline_state={"reward_1": 0.0},
+    )  # fmt: skip
+    assert metrics["zoom_gain_1"] * direction > 0  # what zooming would have paid, everywhere
+    policy_loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = torch.sigmoid(policy(views[0]))
+    assert direction * (after - before).mean().item() > 1e-5
 
 
 @pytest.mark.parametrize(("fine_margin", "direction"), [(4.0, 1), (-4.0, -1)])
@@ -89,7 +173,8 @@ def test_one_policy_step_moves_p_towards_the_better_net(fine_margin, direction):
     assert direction * change > 1e-4
 
 
-def test_trained_policy_zooms_more_where_the_fine_net_is_better():
+@pytest.mark.parametrize("baseline", REWARD_BASELINES)
+def test_trained_policy_zooms_more_where_the_fine_net_is_better(baseline):
     # Bright fields: the fine net wins; dark fields: it loses. The policy sees
     # only the pixels, so it must learn brightness -> zoom from the reward.
     def fine_margin(x):
@@ -99,13 +184,16 @@ def test_trained_policy_zooms_more_where_the_fine_net_is_better():
     optimizer = torch.optim.Adam(model.policies.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
+    state = {}
     for _ in range(40):
         bright, targets = toy_batch(8, brightness=1.0)
         dark, _ = toy_batch(8, brightness=-1.0)
         views = [torch.cat([b, d]) for b, d in zip(bright, dark, strict=True)]
         targets = [torch.cat([t, t]) for t in targets]
         optimizer.zero_grad()
-        policy_loss, _, _ = razn_losses(model, views, targets, generator=generator)
+        policy_loss, _, _ = razn_losses(
+            model, views, targets, generator=generator, baseline=baseline, baseline_state=state
+        )
         policy_loss.backward()
         optimizer.step()
     model.eval()

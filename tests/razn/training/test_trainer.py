@@ -41,10 +41,12 @@ def test_a_few_steps_lower_the_loss(labelled, tmp_path):
     assert load_model(tmp_path / "model.safetensors").training_record["iteration"] == 30
 
 
-def test_resume_continues_exactly(labelled, tmp_path):
+@pytest.mark.parametrize("baseline", ["none", "moving-average"])
+def test_resume_continues_exactly(labelled, tmp_path, baseline):
     # Bit-exact resume is a CPU promise (GPU kernels are not deterministic).
+    # The moving-average baseline carries a running value the checkpoint must keep.
     config = TrainingConfig("razn-small", iterations=4, batch_size=2, checkpoint_every=2,
-                            log_every=1, seed=3, device="cpu")  # fmt: skip
+                            log_every=1, seed=3, device="cpu", baseline=baseline)  # fmt: skip
     source = SlideFields(FieldSampler([labelled], get_config("razn-small"), balanced=True))
     for _ in train(config, source, tmp_path / "straight"):
         pass
