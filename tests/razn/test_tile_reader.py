@@ -143,3 +143,30 @@ def test_reading_regions_does_not_import_dask(cmu_svs, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_tile_buffers_recycle_only_tiles_no_one_holds():
+    """Evicted tiles' memory is reused (no fresh page faults per tile), but
+    never while a reader still copies from the tile."""
+    from razn.slide._tiles import TileCache
+
+    shape = (256, 256, 3)
+    nbytes = 256 * 256 * 3
+
+    def address(array):
+        return array.__array_interface__["data"][0]
+
+    cache = TileCache(max_bytes=nbytes)
+    cache.put("a", cache.buffers.take(shape))
+    evicted = address(cache._tiles["a"])
+    cache.put("b", cache.buffers.take(shape))  # evicts "a", which no one holds
+    assert address(cache.buffers.take(shape)) == evicted
+
+    cache = TileCache(max_bytes=nbytes)
+    held = cache.buffers.take(shape)
+    held[:] = 7
+    cache.put("a", held)
+    cache.put("b", cache.buffers.take(shape))  # evicts "a" while `held` refers to it
+    others = [cache.buffers.take(shape) for _ in range(80)]
+    assert not any(np.shares_memory(held, other) for other in others)
+    assert (held == 7).all()
