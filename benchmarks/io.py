@@ -212,8 +212,8 @@ def run_worker(name: str, path: Path, side: int, count: int, seed: int) -> dict:
 
 
 def region_count(side: int, regions: int) -> int:
-    """At least `regions` regions, and at least 8 MP a pass, so a pass is not a blip."""
-    return max(regions, math.ceil(8e6 / side**2))
+    """At least `regions` regions, and at least 4 MP a pass, so a pass is not a blip."""
+    return max(regions, math.ceil(4e6 / side**2))
 
 
 def compare_readers(path: Path, regions: int, reps: int, readers=READERS) -> list[dict]:
@@ -293,8 +293,8 @@ def main() -> int:
                 flush=True,
             )
 
-    paths = [SHARED / "CMU-1-Small-Region.svs", SHARED / "tcga-cr-7395-01a-01-ts1.svs"]
-    paths.append(large[max(large)])
+    paths = [large[max(large)], SHARED / "CMU-1-Small-Region.svs"]
+    paths.append(SHARED / "tcga-cr-7395-01a-01-ts1.svs")
     for path in paths:
         with open(path, "rb") as fh:  # into the OS page cache, for every reader alike
             while fh.read(1 << 24):

@@ -16,9 +16,9 @@ again as the decoding itself). A window is read in three steps:
    release the GIL;
 3. each tile copied into its place in the output.
 
-Tiles decode into buffers carved from multi-megabyte slabs (huge pages)
-and recycled once the cache drops them, because faulting in fresh 4 kB
-pages for every tile cost a third of a cold read's CPU time.
+Tiles decode into buffers carved from slabs and recycled once the cache
+drops them, so a long read (the cache full) faults in no fresh memory per
+tile; the kernel's page faults were a quarter of a read's CPU time.
 
 Decoded tiles go into a small LRU cache when the caller asks (neighbouring
 regions share tiles); chunk reads for dask and napari skip it, since those
@@ -45,10 +45,10 @@ DEFAULT_CACHE_BYTES = 64 * 2**20
 _MAX_RUN_BYTES = 16 * 2**20
 
 
-# Tile buffers come in slabs of this many tiles: a few MB, which numpy asks
-# the kernel to back with huge pages, so a fresh tile costs no 4 kB page
-# faults (those were a third of the CPU time of a cold read).
-_SLAB_TILES = 32
+# Tile buffers come in slabs of this many tiles, under the 4 MB from which
+# numpy asks for transparent huge pages: with the kernel's default "madvise"
+# defrag those faults compact memory and cost more system time, not less.
+_SLAB_TILES = 16
 
 
 class TileBuffers:
