@@ -1,11 +1,14 @@
 """The `Slide`: a pyramid of lazy RGB levels, read in level-0 coordinates at any mpp.
 
-A slide is one dask array per pyramid level (largest first), so nothing is
-decoded until someone looks at it, plus the facts the rest of the project
-needs (downsamples, mpp, magnification). `Slide.read_region` is the one way
-the core reads pixels: a box in level-0 pixels, returned at a target
+A slide is a pyramid of levels (largest first), so nothing is decoded
+until someone looks at it, plus the facts the rest of the project needs
+(downsamples, mpp, magnification). `Slide.read_region` is the one way the
+core reads pixels: a box in level-0 pixels, returned at a target
 resolution, read from the nearest finer stored level and resized when no
-level matches. The openers (`razn.slide.open_slide`) build it.
+level matches. Each level is also a dask array (`Slide.levels`, built on
+first use, so opening and reading regions never import dask) and an
+array-like for napari (`Slide.level_views`); all three read through the
+same stored-level reader. The openers (`razn.slide.open_slide`) build it.
 """
 
 from __future__ import annotations
