@@ -246,9 +246,11 @@ def region_count(side: int, regions: int) -> int:
     return max(regions, math.ceil(4e6 / side**2))
 
 
-def compare_readers(path: Path, regions: int, reps: int, readers=READERS) -> list[dict]:
+def compare_readers(
+    path: Path, regions: int, reps: int, readers=READERS, sides=SIDES
+) -> list[dict]:
     rows = []
-    for side in SIDES:
+    for side in sides:
         count = region_count(side, regions)
         seed = side  # same regions for every reader and every repetition
         best = {name: {} for name in readers}
@@ -292,6 +294,10 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=40, help="regions per pass (at least)")
     parser.add_argument("--reps", type=int, default=3, help="best of this many runs")
     parser.add_argument("--skip-open", action="store_true", help="only the reader comparison")
+    parser.add_argument(
+        "--large-only", action="store_true", help="compare on the large slide only"
+    )
+    parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES), help="region sizes")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -323,8 +329,9 @@ def main() -> int:
                 flush=True,
             )
 
-    paths = [large[max(large)], SHARED / "CMU-1-Small-Region.svs"]
-    paths.append(SHARED / "tcga-cr-7395-01a-01-ts1.svs")
+    paths = [large[max(large)]]
+    if not args.large_only:
+        paths += [SHARED / "CMU-1-Small-Region.svs", SHARED / "tcga-cr-7395-01a-01-ts1.svs"]
     for path in paths:
         with open(path, "rb") as fh:  # into the OS page cache, for every reader alike
             while fh.read(1 << 24):
@@ -337,7 +344,7 @@ def main() -> int:
         "\n|---|---|---|" + "---|" * 8
     )
     for path in paths:
-        report["read"].extend(compare_readers(path, args.regions, args.reps))
+        report["read"].extend(compare_readers(path, args.regions, args.reps, sides=args.sides))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
