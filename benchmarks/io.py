@@ -1,23 +1,33 @@
-"""Slide reading: open cost, and region throughput beside OpenSlide.
+"""Slide reading: open cost, and region throughput beside OpenSlide, tiffslide and fastslide.
 
-    python benchmarks/io.py [--quick] [--workdir /tmp/razn-io] [--json out.json]
+    python benchmarks/io.py [--quick] [--reps 3] [--workdir /tmp/razn-io] [--json out.json]
 
 1. Open time and resident memory added by `razn.open_slide` for a 10k x 10k
    and a 100k x 100k Aperio-style JPEG pyramid (each measured in a fresh
    process, so nothing is cached in memory).
-2. Region read throughput in megapixels per second, with 1 and 2 threads,
-   of `Slide.read_region` and of `openslide.OpenSlide.read_region` (plus the
-   RGBA -> RGB conversion every caller of OpenSlide has to do) on the same
-   regions, side by side in one run: the two real slides in ../shared/data
-   and the large synthetic ones.
+2. Region read throughput in megapixels per second of level-0 regions,
+   256, 512 and 1024 px square, read one at a time from one thread by
+   `razn` (`Slide.read_region(downsample=1)`), OpenSlide (its RGBA output
+   converted to RGB, as every caller has to), tiffslide (`as_array=True`)
+   and fastslide (`.numpy()`): the two real slides in ../shared/data and
+   the 100k x 100k pyramid. Every measurement runs in a fresh process
+   that opens the reader afresh and reads the same random regions twice:
+   "cold" is the first pass (the reader's caches empty, every tile
+   decoded, the first read included), "warm" the second (whatever each
+   reader kept). Readers run interleaved, their order rotating, and each
+   figure is the best of N runs, so a busy moment on a shared machine does
+   not decide a ratio. Before a worker's clock starts it reads the file
+   bytes of the tiles under its regions (`warm_page_cache`), so the file
+   is in the OS page cache for every reader alike. Beside MP/s it
+   reports the CPU time (all threads) each reader spent per megapixel,
+   which a busy machine disturbs less.
 
 The large slides are written here from real tiles: JPEG tiles cut from the
 CMU slide, compressed once and repeated in a shuffled order, laid out as an
 SVS file is (level 0, a stripped thumbnail, then levels at downsample 4, 16,
-64). Their pixels are tissue-like, not
-one tissue; for reading speed only the codec and the layout matter.
-Regions are 1024 x 1024 level-0 pixels (512 on the small real slides) on a
-grid, each read once by each reader, so neither reader's tile cache helps.
+64). Their pixels are tissue-like, not one tissue; for reading speed only
+the codec and the layout matter. Regions on the large slide almost never
+overlap; on the small real slides they do, which is where tile caches help.
 """
 
 from __future__ import annotations
@@ -29,7 +39,6 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +46,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "slides"
 TILE = 256
-REGION = 1024
 
 
 def make_large_slide(path: Path, size: int, mpp: float = 0.25) -> Path:
@@ -50,7 +58,7 @@ def make_large_slide(path: Path, size: int, mpp: float = 0.25) -> Path:
     import razn
 
     with razn.open_slide(SHARED / "CMU-1-Small-Region.svs") as source:
-        h, w = source.shape
+        h, w = source.level_info[0].shape
         tiles = []
         for y in range(0, h - TILE, TILE):
             for x in range(0, w - TILE, TILE):
@@ -108,72 +116,188 @@ def measure_open(path: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def region_grid(height: int, width: int, side: int, count: int, seed: int = 0) -> list:
-    """Up to `count` distinct non-overlapping side x side boxes inside the slide."""
-    rows, cols = height // side, width // side
-    cells = np.random.default_rng(seed).permutation(rows * cols)[:count]
-    return [(int(c % cols) * side, int(c // cols) * side) for c in cells]
+READERS = ("razn", "openslide", "tiffslide", "fastslide")
+SIDES = (256, 512, 1024)
 
 
-def throughput(read, regions, side: int, threads: int) -> float:
-    """Megapixels per second reading every region once with `threads` threads."""
-    start = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        for region in pool.map(read, regions):
-            assert region.shape == (side, side, 3)
-    return len(regions) * side * side / (time.perf_counter() - start) / 1e6
+def random_regions(height: int, width: int, side: int, count: int, seed: int) -> list:
+    """`count` random level-0 boxes of side x side inside the slide."""
+    rng = np.random.default_rng(seed)
+    xs = rng.integers(0, max(1, width - side), count)
+    ys = rng.integers(0, max(1, height - side), count)
+    return [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
 
 
-def compare_readers(path: Path, count: int) -> list[dict]:
-    import openslide
+def open_reader(name: str, path: Path):
+    """(read(xy, side) -> (side, side, 3) uint8 array, close(), (width, height))."""
+    if name == "razn":
+        import razn
 
-    import razn
-
-    results = []
-    with razn.open_slide(path) as probe:
-        height, width = probe.shape
-    # The small real slides hold only a few 1024 boxes: read 512 ones there.
-    side = REGION if min(height, width) >= 8 * REGION else REGION // 2
-    regions = region_grid(height, width, side, count)
-    for threads in (1, 2):
-        # Fresh readers each time, so the second run's cache starts cold too.
         slide = razn.open_slide(path)
-        reference = openslide.OpenSlide(str(path))
+        height, width = slide.level_info[0].shape
 
-        def ours(xy, slide=slide):
+        def read(xy, side):
             return slide.read_region(xy, (side, side), downsample=1)
 
-        def theirs(xy, reference=reference):
-            return np.asarray(reference.read_region(xy, 0, (side, side)).convert("RGB"))
+        return read, slide.close, (width, height)
+    if name == "openslide":
+        import openslide
 
-        ours(regions[0]), theirs(regions[0])  # warm the code paths, not the data
-        half = len(regions) // 2
-        # Interleave halves so drift on a shared machine hits both readers.
-        first, second = regions[1:half], regions[half:]
-        a = [throughput(ours, first, side, threads), throughput(theirs, second, side, threads)]
-        b = [throughput(theirs, first, side, threads), throughput(ours, second, side, threads)]
-        mp_ours, mp_theirs = (a[0] + b[1]) / 2, (a[1] + b[0]) / 2
-        results.append(
-            {
-                "slide": path.name,
-                "threads": threads,
-                "region": side,
-                "regions": len(regions) - 1,
-                "razn_mp_s": round(mp_ours, 1),
-                "openslide_mp_s": round(mp_theirs, 1),
-                "ratio": round(mp_ours / mp_theirs, 2),
-            }
-        )
-        slide.close()
-        reference.close()
-    return results
+        slide = openslide.OpenSlide(str(path))
+
+        def read(xy, side):
+            return np.asarray(slide.read_region(xy, 0, (side, side)).convert("RGB"))
+
+        return read, slide.close, slide.dimensions
+    if name == "tiffslide":
+        import tiffslide
+
+        slide = tiffslide.TiffSlide(path)
+
+        def read(xy, side):
+            return slide.read_region(xy, 0, (side, side), as_array=True)[..., :3]
+
+        return read, slide.close, slide.dimensions
+    if name == "fastslide":
+        import fastslide
+
+        slide = fastslide.FastSlide.from_file_path(str(path))
+
+        def read(xy, side):
+            return np.asarray(slide.read_region(xy, 0, (side, side)).numpy())[..., :3]
+
+        return read, slide.close, tuple(slide.dimensions)
+    raise ValueError(f"unknown reader {name}")
+
+
+def _import_reader(name: str) -> None:
+    # Imports are not reading: load the module before the clock starts.
+    __import__({"razn": "razn.slide._tiff"}.get(name, name))
+
+
+def warm_page_cache(path: Path, regions: list, side: int) -> None:
+    """Read the bytes of the tiles under the regions, so none of the readers
+    waits on the disk: on this VM the OS drops a 1.4 GB file from its page
+    cache within minutes, and the reader that ran first would pay for all."""
+    if path.stat().st_size < 2**29:
+        with open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+        return
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.series[0].levels[0].pages[0]
+        rows, cols = page.chunked[:2]
+        th, tw = page.tilelength, page.tilewidth
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for x, y in regions:
+                for row in range(y // th, min(rows, (y + side - 1) // th + 1)):
+                    first, last = row * cols + x // tw, row * cols + (x + side - 1) // tw
+                    start = page.dataoffsets[first]
+                    end = page.dataoffsets[last] + page.databytecounts[last]
+                    os.pread(fd, int(end - start), int(start))
+        finally:
+            os.close(fd)
+
+
+def worker(name: str, path: Path, side: int, count: int, seed: int) -> dict:
+    """One fresh reader: open, read the regions twice; MP/s of each pass."""
+    _import_reader(name)
+    start = time.perf_counter()
+    read, close, (width, height) = open_reader(name, path)
+    opened = time.perf_counter() - start
+    regions = random_regions(height, width, side, count, seed)
+    warm_page_cache(path, regions, side)
+    passes, cpu = [], []
+    megapixels = len(regions) * side * side / 1e6
+    for _ in range(2):
+        before, start = time.process_time(), time.perf_counter()
+        for xy in regions:
+            region = read(xy, side)
+        passes.append(megapixels / (time.perf_counter() - start))
+        # CPU time of all the process's threads: what the reading cost, however
+        # busy the machine was (wall time also says how well it used the cores).
+        cpu.append((time.process_time() - before) / megapixels * 1e3)
+        assert region.shape == (side, side, 3) and region.dtype == np.uint8, region.shape
+    close()
+    return {
+        "open_s": opened,
+        "cold_mp_s": passes[0],
+        "warm_mp_s": passes[1],
+        "cold_cpu_ms_mp": cpu[0],
+        "warm_cpu_ms_mp": cpu[1],
+    }
+
+
+def run_worker(name: str, path: Path, side: int, count: int, seed: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", name, str(path), str(side), str(count), str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def region_count(side: int, regions: int) -> int:
+    """At least `regions` regions, and at least 4 MP a pass, so a pass is not a blip."""
+    return max(regions, math.ceil(4e6 / side**2))
+
+
+def compare_readers(
+    path: Path, regions: int, reps: int, readers=READERS, sides=SIDES
+) -> list[dict]:
+    rows = []
+    for side in sides:
+        count = region_count(side, regions)
+        seed = side  # same regions for every reader and every repetition
+        best = {name: {} for name in readers}
+        for rep in range(reps):
+            order = readers[rep % len(readers) :] + readers[: rep % len(readers)]
+            for name in order:
+                result = run_worker(name, path, side, count, seed)
+                for key, value in result.items():
+                    # Best of the runs: the most MP/s, the least time and CPU.
+                    pick = max if key.endswith("mp_s") else min
+                    best[name][key] = pick(best[name].get(key, value), value)
+        for state in ("cold", "warm"):
+            row = {"slide": path.name, "side": side, "regions": count, "state": state}
+            for name in readers:
+                row[name] = round(best[name][f"{state}_mp_s"], 1)
+                row[f"{name}_cpu_ms_mp"] = round(best[name][f"{state}_cpu_ms_mp"], 2)
+            for name in readers[1:]:
+                row[f"razn/{name}"] = round(row["razn"] / row[name], 2)
+            rows.append(row)
+            print(
+                f"| {path.name} | {side} | {state} | "
+                + " | ".join(f"{row[name]}" for name in readers)
+                + " | "
+                + " | ".join(f"{row[f'razn/{name}']:.2f}" for name in readers[1:])
+                + " | "
+                + " / ".join(f"{row[f'{name}_cpu_ms_mp']:.1f}" for name in readers)
+                + " |",
+                flush=True,
+            )
+    return rows
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        name, path, side, count, seed = sys.argv[2:7]
+        print(json.dumps(worker(name, Path(path), int(side), int(count), int(seed))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/razn-io"))
     parser.add_argument("--quick", action="store_true", help="skip the 100k x 100k slide")
-    parser.add_argument("--regions", type=int, default=60)
+    parser.add_argument("--regions", type=int, default=40, help="regions per pass (at least)")
+    parser.add_argument("--reps", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--skip-open", action="store_true", help="only the reader comparison")
+    parser.add_argument(
+        "--large-only", action="store_true", help="compare on the large slide only"
+    )
+    parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES), help="region sizes")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -190,29 +314,37 @@ def main() -> int:
         )
 
     report = {"open": [], "read": []}
-    print(
-        "\n| slide | first open (s) | next open (s) | resident memory added (MB) |\n|---|---|---|---|"
-    )
-    for size, path in large.items():
-        runs = [measure_open(path) for _ in range(3)]
-        best = min(runs, key=lambda r: r["seconds"])
-        report["open"].append({"size": size, **best})
+    if not args.skip_open:
         print(
-            f"| {size:,} x {size:,} | {best['seconds']:.3f} | {best['warm_seconds']:.3f} | "
-            f"{best['rss_mb']:.1f} |",
-            flush=True,
+            "\n| slide | first open (s) | next open (s) | resident memory added (MB) |"
+            "\n|---|---|---|---|"
         )
-
-    print("\n| slide | threads | razn MP/s | OpenSlide MP/s | ratio |\n|---|---|---|---|---|")
-    paths = [SHARED / "CMU-1-Small-Region.svs", SHARED / "tcga-cr-7395-01a-01-ts1.svs"]
-    for path in paths + list(large.values()):
-        for row in compare_readers(path, args.regions):
-            report["read"].append(row)
+        for size, path in large.items():
+            runs = [measure_open(path) for _ in range(3)]
+            best = min(runs, key=lambda r: r["seconds"])
+            report["open"].append({"size": size, **best})
             print(
-                f"| {row['slide']} | {row['threads']} | {row['razn_mp_s']} | "
-                f"{row['openslide_mp_s']} | {row['ratio']} |",
+                f"| {size:,} x {size:,} | {best['seconds']:.3f} | {best['warm_seconds']:.3f} | "
+                f"{best['rss_mb']:.1f} |",
                 flush=True,
             )
+
+    paths = [large[max(large)]]
+    if not args.large_only:
+        paths += [SHARED / "CMU-1-Small-Region.svs", SHARED / "tcga-cr-7395-01a-01-ts1.svs"]
+    for path in paths:
+        with open(path, "rb") as fh:  # into the OS page cache, for every reader alike
+            while fh.read(1 << 24):
+                pass
+    names = " | ".join(READERS)
+    ratios = " | ".join(f"razn / {name}" for name in READERS[1:])
+    print(
+        f"\nMP/s, best of {args.reps}; ratio > 1: razn faster\n"
+        f"| slide | px | pass | {names} | {ratios} | CPU ms per MP ({', '.join(READERS)}) |"
+        "\n|---|---|---|" + "---|" * 8
+    )
+    for path in paths:
+        report["read"].extend(compare_readers(path, args.regions, args.reps, sides=args.sides))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

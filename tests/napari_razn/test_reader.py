@@ -48,3 +48,34 @@ def test_slide_without_mpp_is_in_pixels(make_napari_viewer, tcga_svs):
     (layer,) = viewer.open(str(tcga_svs), plugin="napari-razn")
     np.testing.assert_allclose(layer.scale, [1, 1])
     assert layer.metadata["razn_slide"]["mpp"] is None
+
+
+def test_layer_reads_through_the_tile_reader(make_napari_viewer, cmu_svs, monkeypatch):
+    """napari's frames are decoded by the engine's tile reader, not a zarr store."""
+    from razn.slide import LevelView
+    from razn.slide._tiles import TiledLevelReader
+
+    windows = []
+    read = TiledLevelReader.read
+
+    def counting_read(self, *window, **kwargs):
+        windows.append(window)
+        return read(self, *window, **kwargs)
+
+    monkeypatch.setattr(TiledLevelReader, "read", counting_read)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(cmu_svs), plugin="napari-razn")
+    assert all(isinstance(level, LevelView) for level in layer.data)
+    assert windows, "napari drew the slide without the tile reader"
+    # What napari shows is the slide's pixels.
+    with razn_slide(cmu_svs) as slide:
+        np.testing.assert_array_equal(
+            np.asarray(layer.data[0][100:300, 200:400]),
+            slide.read_region((200, 100), (200, 200), downsample=1),
+        )
+
+
+def razn_slide(path):
+    import razn
+
+    return razn.open_slide(path)

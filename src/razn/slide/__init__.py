@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from razn.errors import SlideError
-from razn.slide._pyramid import BACKGROUND, Level, Slide, build_levels, chunk_shape
+from razn.slide._pyramid import BACKGROUND, Level, LevelView, Slide, build_levels, chunk_shape
 
 #: File endings opened as TIFF-family slides, and as plain images.
 TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".qptiff", ".btf")
@@ -31,6 +31,7 @@ __all__ = [
     "SLIDE_SUFFIXES",
     "TIFF_SUFFIXES",
     "Level",
+    "LevelView",
     "Slide",
     "build_levels",
     "chunk_shape",

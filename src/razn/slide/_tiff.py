@@ -2,25 +2,30 @@
 
 This module picks the series that is the slide (not the label, macro or
 thumbnail image scanners store beside it), checks that it is 8-bit RGB
-brightfield, and exposes its levels as dask arrays over tifffile's zarr
-store. Every problem becomes a `SlideError` naming the file.
+brightfield, and reads its levels: tiled levels through the direct tile
+reader (`_tiles.py`), anything else (strips, planar storage) through
+tifffile's zarr store, opened only when such a level is first read. The
+dask levels (`Slide.levels`) are built on first use over the same reads,
+so `Slide.read_region`, dask and napari all decode tiles the same way.
+Every problem becomes a `SlideError` naming the file.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import struct
+import threading
 import weakref
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import tifffile
-import zarr
 
 from razn.errors import SlideError
 from razn.slide._metadata import read_metadata
-from razn.slide._pyramid import Slide, build_levels, chunk_shape
+from razn.slide._pyramid import LevelView, Slide, chunk_shape, lazy_levels
 from razn.slide._tiles import TileCache, TiledLevelReader, can_read_directly, open_byte_reader
 
 # Series that scanners store beside the slide itself.
@@ -62,64 +67,117 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
     channel_axis = _check_pixels(path, series, page)
     _check_sizes(path, series)
     metadata = read_metadata(tif, page)
-
-    try:
-        store = series.aszarr()
-        group = zarr.open(store, mode="r")
-    except Exception as error:
-        raise SlideError(f"cannot index the image tiles: {error}", path) from None
-    if isinstance(group, zarr.Array):
-        arrays = [group]
-    else:
-        arrays = [group[str(i)] for i in range(len(series.levels))]
-
     tile = (page.tilelength, page.tilewidth) if page.is_tiled else None
-    dask_levels = []
-    for arr in arrays:
-        lazy = da.from_zarr(arr, chunks=_zarr_chunks(arr, tile, channel_axis))
-        dask_levels.append(_as_rgb(lazy, channel_axis))
-
-    read_bytes, close_bytes = open_byte_reader(path)
-    cache = TileCache()
-    direct = {}
-    if channel_axis == -1:
-        for index, level in enumerate(series.levels):
-            level_page = level.pages[0] if len(level.pages) else None
-            if level_page is not None and can_read_directly(level_page):
-                direct[index] = TiledLevelReader(read_bytes, level_page, index, cache)
-
-    def read_stored(index: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        arr = arrays[index]
-        try:
-            if index in direct:
-                pixels = direct[index].read(y0, y1, x0, x1)[..., :3]
-            elif channel_axis == 0:
-                pixels = np.moveaxis(arr[:3, y0:y1, x0:x1], 0, -1)
-            else:
-                pixels = arr[y0:y1, x0:x1, :3]
-        except Exception as error:
-            raise SlideError(
-                f"cannot decode tiles of level {index} (corrupt or unsupported "
-                f"compression?): {error}",
-                path,
-            ) from None
-        return np.ascontiguousarray(pixels)
-
-    # The file stays open while anything can still read its pixels: the dask
-    # levels (say, in a napari layer) hold the zarr store, so the files close
-    # when the store is collected, or earlier by Slide.close().
+    pixels = _TiffPixels(path, tif, series, channel_axis)
+    shapes = [_level_shape(level, channel_axis) for level in series.levels]
     return Slide(
         path,
         metadata.format,
-        build_levels(dask_levels),
+        lazy_levels(shapes, lambda index: pixels.dask_level(index, tile)),
         mpp=metadata.mpp,
         mpp_source=metadata.mpp_source,
         magnification=metadata.magnification,
         tile_size=tile,
         compression=_compression_name(page),
-        read_stored=read_stored,
-        close=weakref.finalize(store, _close_all, close_bytes, tif.close),
+        read_stored=pixels.read,
+        close=pixels.close,
     )
+
+
+class _TiffPixels:
+    """The pixels of a slide's levels, read by window; owns the open file.
+
+    The file stays open while anything can still read pixels: the Slide,
+    or dask levels it handed out (say, to a napari layer), which hold this
+    object. It closes when this object is collected, or earlier on
+    `Slide.close()`.
+    """
+
+    def __init__(self, path: Path, tif: tifffile.TiffFile, series, channel_axis: int):
+        self.path = path
+        self._series = series
+        self._channel_axis = channel_axis
+        read_bytes, close_bytes = open_byte_reader(path)
+        cache = TileCache()
+        self._direct: dict[int, TiledLevelReader] = {}
+        if channel_axis == -1:
+            for index, level in enumerate(series.levels):
+                level_page = level.pages[0] if len(level.pages) else None
+                if level_page is not None and can_read_directly(level_page):
+                    self._direct[index] = TiledLevelReader(read_bytes, level_page, index, cache)
+        self._zarr = None  # zarr arrays of the levels, opened on first need
+        self._zarr_lock = threading.Lock()
+        self._token = _file_token(path)
+        self.close = weakref.finalize(self, _close_all, close_bytes, tif.close)
+
+    def read(
+        self, index: int, y0: int, y1: int, x0: int, x1: int, *, cache: bool = True
+    ) -> np.ndarray:
+        """(y1 - y0, x1 - x0, 3) uint8 window of stored level `index`."""
+        try:
+            if index in self._direct:
+                pixels = self._direct[index].read(y0, y1, x0, x1, cache=cache)
+                if pixels.shape[2] != 3:
+                    pixels = pixels[..., :3]
+            elif self._channel_axis == 0:
+                pixels = np.moveaxis(self._zarr_level(index)[:3, y0:y1, x0:x1], 0, -1)
+            else:
+                pixels = self._zarr_level(index)[y0:y1, x0:x1, :3]
+        except SlideError:
+            raise
+        except Exception as error:
+            raise SlideError(
+                f"cannot decode tiles of level {index} (corrupt or unsupported "
+                f"compression?): {error}",
+                self.path,
+            ) from None
+        return np.ascontiguousarray(pixels)
+
+    def _zarr_level(self, index: int):
+        with self._zarr_lock:
+            if self._zarr is None:
+                import zarr
+
+                try:
+                    group = zarr.open(self._series.aszarr(), mode="r")
+                except Exception as error:
+                    raise SlideError(f"cannot index the image tiles: {error}", self.path) from None
+                if isinstance(group, zarr.Array):
+                    self._zarr = [group]
+                else:
+                    self._zarr = [group[str(i)] for i in range(len(self._series.levels))]
+            return self._zarr[index]
+
+    def dask_level(self, index: int, tile):
+        """Stored level `index` as a dask array whose chunks are whole file tiles."""
+        import dask.array as da
+
+        shape = _level_shape(self._series.levels[index], self._channel_axis)
+        # Chunk reads skip the tile cache: dask and napari cache whole chunks.
+        window = LevelView(functools.partial(self.read, index, cache=False), shape)
+        return da.from_array(
+            window,
+            chunks=(*chunk_shape(tile, window.shape[:2]), 3),
+            name=f"razn-slide-{self._token}-{index}",
+            asarray=False,
+            fancy=False,
+            inline_array=True,
+            meta=np.empty((0, 0, 0), np.uint8),
+        )
+
+
+def _level_shape(level, channel_axis: int) -> tuple[int, int]:
+    shape = level.shape
+    return (int(shape[1]), int(shape[2])) if channel_axis == 0 else (int(shape[0]), int(shape[1]))
+
+
+def _file_token(path: Path) -> str:
+    """Names the dask arrays of this file's levels: same file, same name."""
+    import hashlib
+
+    stat = os.stat(path)
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    return hashlib.sha1(key, usedforsecurity=False).hexdigest()[:16]
 
 
 def _close_all(*closers) -> None:
@@ -235,26 +293,6 @@ def _check_pixels(path: Path, series, page) -> int:
 
 
 _AXIS_NAMES = {"Z": "z-planes", "T": "time points", "Q": "planes", "I": "images", "R": "tiles"}
-
-
-def _zarr_chunks(arr, tile, channel_axis: int):
-    if arr.ndim != 3:
-        raise SlideError(f"unexpected level shape {arr.shape}")
-    if channel_axis == 0:
-        h, w = arr.shape[1:]
-        rows, cols = chunk_shape(tile, (h, w))
-        return (arr.shape[0], rows, cols)
-    h, w = arr.shape[:2]
-    rows, cols = chunk_shape(tile, (h, w))
-    return (rows, cols, arr.shape[2])
-
-
-def _as_rgb(lazy: da.Array, channel_axis: int) -> da.Array:
-    if channel_axis == 0:
-        lazy = da.moveaxis(lazy[:3], 0, -1)
-    elif lazy.shape[-1] != 3:
-        lazy = lazy[..., :3]
-    return lazy
 
 
 def _compression_name(page) -> str:

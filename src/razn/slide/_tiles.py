@@ -1,18 +1,37 @@
-"""Direct tile decoding for `Slide.read_region`, the core's hot path.
+"""Direct tile decoding: the one way pixels of a tiled TIFF level are read.
 
-The dask levels go through tifffile's zarr store, which is what napari and
-dask want. For reading regions one at a time that store costs about as much
-again as the JPEG decoding itself (measured in benchmarks/io.py), so tiled
-levels are read here directly: the tile bytes with `os.pread` (no shared
-file position, so threads need no lock), decoded by tifffile's own
-`TiffPage.decode` (imagecodecs, which releases the GIL), and kept in a small
-LRU cache because neighbouring regions share tiles. Levels this module does
-not handle (strips, planar storage) fall back to the zarr store.
+`Slide.read_region`, the dask levels and napari's layers all read tiled
+levels here, never through tifffile's zarr store (which costs about as much
+again as the decoding itself). A window is read in three steps:
+
+1. the bytes of its tiles with one `os.pread` per run of tiles that lie
+   back to back in the file (a row of tiles usually does), so no file
+   position is shared and threads need no lock;
+2. the tiles decoded on the calling thread and the decoder pool together,
+   each thread taking the next tile from a shared queue, so there is one
+   hand-off per thread, not one per tile; JPEG tiles (most slides) go
+   straight to libjpeg-turbo through `imagecodecs.jpeg8_decode` with the
+   colour spaces tifffile would pick, skipping tifffile's per-tile Python;
+   every other codec goes through tifffile's `TiffPage.decode`. Both
+   release the GIL;
+3. each tile copied into its place in the output.
+
+Tiles decode into buffers carved from slabs and recycled once the cache
+drops them, so a long read (the cache full) faults in no fresh memory per
+tile; the kernel's page faults were a quarter of a read's CPU time.
+
+Decoded tiles go into a small LRU cache when the caller asks (neighbouring
+regions share tiles); chunk reads for dask and napari skip it, since those
+have their own caches and would only evict the tiles regions share. Levels
+this module does not handle (strips, planar storage) fall back to the zarr
+store in `_tiff.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,22 +41,67 @@ import numpy as np
 #: Decoded tiles kept per slide; OpenSlide keeps 32 MB by default.
 DEFAULT_CACHE_BYTES = 64 * 2**20
 
+# A run of adjacent tiles is read with one pread up to this many bytes.
+_MAX_RUN_BYTES = 16 * 2**20
+
+
+# Tile buffers come in slabs of this many tiles, under the 4 MB from which
+# numpy asks for transparent huge pages: with the kernel's default "madvise"
+# defrag those faults compact memory and cost more system time, not less.
+_SLAB_TILES = 16
+
+
+class TileBuffers:
+    """Tile-sized uint8 buffers, carved from slabs and recycled.
+
+    A buffer goes back to the free list when the cache evicts its tile or a
+    read that does not cache is done with it, and only if nothing else still
+    refers to it (checked under the GIL, after it left the cache, so no
+    thread can pick it up again).
+    """
+
+    def __init__(self):
+        self._free: dict[tuple, list] = {}
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, int, int]) -> np.ndarray:
+        free = self._free.get(shape)
+        if free:
+            try:
+                return free.pop()  # atomic under the GIL
+            except IndexError:  # another thread took the last one
+                pass
+        slab = np.empty((_SLAB_TILES, *shape), np.uint8)
+        with self._lock:
+            self._free.setdefault(shape, []).extend(slab[1:])
+        return slab[0]
+
+    def give(self, tile: np.ndarray) -> None:
+        # References: the caller's, this argument, getrefcount's own.
+        if tile.base is not None and sys.getrefcount(tile) <= 3:
+            free = self._free.get(tile.shape)
+            if free is not None:
+                free.append(tile)
+
 
 class TileCache:
     """A thread-safe LRU of decoded tiles, bounded in bytes."""
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
         self.max_bytes = max_bytes
+        self.buffers = TileBuffers()
         self._tiles: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key):
-        with self._lock:
-            tile = self._tiles.get(key)
-            if tile is not None:
+        # OrderedDict's C methods are each atomic under the GIL, so a lookup
+        # takes no lock; only `put` must keep the byte count consistent.
+        tile = self._tiles.get(key)
+        if tile is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
                 self._tiles.move_to_end(key)
-            return tile
+        return tile
 
     def put(self, key, tile: np.ndarray) -> None:
         if tile.nbytes > self.max_bytes:
@@ -50,6 +114,8 @@ class TileCache:
             while self._bytes > self.max_bytes:
                 _, old = self._tiles.popitem(last=False)
                 self._bytes -= old.nbytes
+                self.buffers.give(old)
+                del old
 
 
 def open_byte_reader(path):
@@ -84,6 +150,38 @@ def can_read_directly(page) -> bool:
     )
 
 
+def _jpeg_decoder(page):
+    """A fast decode(data, out) for the page's JPEG tiles, or None.
+
+    Only plain 8-bit, 3-sample JPEG is taken (what scanners write); the
+    colour spaces are the ones tifffile passes for the same page, so the
+    pixels are identical to `TiffPage.decode`'s.
+    """
+    if page.compression != 7 or page.bitspersample != 8 or page.samplesperpixel != 3:
+        return None
+    if page.extrasamples:
+        return None
+    try:
+        import imagecodecs
+        from tifffile.tifffile import jpeg_decode_colorspace
+    except ImportError:  # pragma: no cover - both ship with tifffile's codecs
+        return None
+    decode = getattr(imagecodecs, "jpeg8_decode", None)
+    if decode is None:  # pragma: no cover
+        return None
+    colorspace, outcolorspace = jpeg_decode_colorspace(
+        page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
+    )
+    tables = page.jpegtables
+
+    def decode_jpeg(data, out: np.ndarray) -> np.ndarray:
+        return decode(
+            data, tables=tables, colorspace=colorspace, outcolorspace=outcolorspace, out=out
+        )
+
+    return decode_jpeg
+
+
 class TiledLevelReader:
     """Reads windows of one tiled TIFF page as (rows, cols, samples) arrays."""
 
@@ -97,58 +195,133 @@ class TiledLevelReader:
         self._counts = np.asarray(page.databytecounts, dtype=np.int64)
         self.tile_rows, self.tile_cols = page.tilelength, page.tilewidth
         self.samples = page.samplesperpixel
+        self.shape = (page.imagelength, page.imagewidth, page.samplesperpixel)
         self._grid_cols = page.chunked[1]
-        self._decode = page.decode
+        self._decode_page = page.decode
         self._jpegtables = page.jpegtables
+        self._decode_jpeg = _jpeg_decoder(page)
 
-    def _tile(self, row: int, col: int) -> np.ndarray:
-        index = row * self._grid_cols + col
-        key = (self._level, index)
-        tile = self._cache.get(key)
-        if tile is not None:
-            return tile
-        count = int(self._counts[index])
-        if count == 0:  # a tile the scanner never wrote: glass
-            tile = np.full((self.tile_rows, self.tile_cols, self.samples), self._fill, np.uint8)
-        else:
-            data = self._read_bytes(int(self._offsets[index]), count)
-            decoded, _, _ = self._decode(data, index, jpegtables=self._jpegtables)
-            tile = decoded.reshape(decoded.shape[-3:])
-        self._cache.put(key, tile)
-        return tile
+    # -- bytes -------------------------------------------------------------
+    def _tile_bytes(self, indices: list[int]) -> dict[int, bytes | memoryview]:
+        """The encoded bytes of tiles, adjacent ones read with one pread."""
+        offsets, counts = self._offsets, self._counts
+        found: dict[int, bytes | memoryview] = {}
+        run: list[int] = []
 
-    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        def flush() -> None:
+            start = int(offsets[run[0]])
+            end = int(offsets[run[-1]] + counts[run[-1]])
+            if len(run) == 1:
+                found[run[0]] = self._read_bytes(start, end - start)
+            else:
+                view = memoryview(self._read_bytes(start, end - start))
+                for i in run:
+                    o = int(offsets[i]) - start
+                    found[i] = view[o : o + int(counts[i])]
+
+        for i in sorted(indices):
+            if counts[i] == 0:
+                continue  # a tile the scanner never wrote: glass
+            if run:
+                last = run[-1]
+                adjacent = offsets[last] + counts[last] == offsets[i]
+                if adjacent and offsets[i] + counts[i] - offsets[run[0]] <= _MAX_RUN_BYTES:
+                    run.append(i)
+                    continue
+                flush()
+            run = [i]
+        if run:
+            flush()
+        return found
+
+    # -- decoding ----------------------------------------------------------
+    def _decode(self, index: int, data) -> np.ndarray:
+        if self._decode_jpeg is not None:
+            tile = self._cache.buffers.take((self.tile_rows, self.tile_cols, self.samples))
+            try:
+                return self._decode_jpeg(data, tile)
+            except Exception:  # noqa: S110 - tifffile's decoder below names the fault
+                pass
+        decoded, _, _ = self._decode_page(bytes(data), index, jpegtables=self._jpegtables)
+        return decoded.reshape(decoded.shape[-3:])
+
+    def _blank(self) -> np.ndarray:
+        return np.full((self.tile_rows, self.tile_cols, self.samples), self._fill, np.uint8)
+
+    # -- windows -----------------------------------------------------------
+    def read(self, y0: int, y1: int, x0: int, x1: int, *, cache: bool = True) -> np.ndarray:
+        """The window [y0:y1, x0:x1] of this level (inside it), decoded.
+
+        `cache=False` neither consults nor fills the tile cache (chunk reads
+        for dask and napari, which cache whole chunks themselves).
+        """
         out = np.empty((y1 - y0, x1 - x0, self.samples), np.uint8)
-        th, tw = self.tile_rows, self.tile_cols
-        cells = [
-            (row, col)
-            for row in range(y0 // th, (y1 - 1) // th + 1)
-            for col in range(x0 // tw, (x1 - 1) // tw + 1)
-        ]
-        if len(cells) > 1:
-            # Decoding dominates (JPEG 2000 above all) and imagecodecs releases
-            # the GIL, so the tiles of one region decode on all cores.
-            tiles = _decoder_pool().map(lambda cell: self._tile(*cell), cells)
-        else:
-            tiles = [self._tile(*cells[0])]
-        for (row, col), tile in zip(cells, tiles, strict=True):
-            ty0, tx0 = row * th, col * tw
-            sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
-            sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
-            out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
-                sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
-            ]
+        th, tw, grid_cols, level = self.tile_rows, self.tile_cols, self._grid_cols, self._level
+        todo = []  # (index, row, col) of tiles to decode
+        for row in range(y0 // th, (y1 - 1) // th + 1):
+            for col in range(x0 // tw, (x1 - 1) // tw + 1):
+                index = row * grid_cols + col
+                tile = self._cache.get((level, index)) if cache else None
+                if tile is None:
+                    todo.append((index, row, col))
+                else:
+                    _place(out, tile, row * th, col * tw, y0, y1, x0, x1)
+        if not todo:
+            return out
+        data = self._tile_bytes([index for index, _, _ in todo])
+        queue = iter(todo)
+
+        def work() -> None:
+            # Threads share one iterator: each takes the next tile when done
+            # with its last, so a slow tile (JPEG 2000) does not hold a batch.
+            for index, row, col in queue:
+                encoded = data.get(index)
+                tile = self._blank() if encoded is None else self._decode(index, encoded)
+                _place(out, tile, row * th, col * tw, y0, y1, x0, x1)
+                if cache:
+                    self._cache.put((level, index), tile)
+                else:
+                    self._cache.buffers.give(tile)
+                del tile
+
+        helpers = min(len(todo), _POOL_SIZE) - 1
+        if helpers <= 0:
+            work()
+            return out
+        pool = _decoder_pool()
+        futures = [pool.submit(work) for _ in range(helpers)]
+        try:
+            work()
+        finally:
+            for future in futures:
+                # A helper still queued behind other reads has nothing left
+                # to do: cancel it rather than wait for it to start.
+                if not future.cancel():
+                    future.result()  # re-raises a helper's error here
         return out
 
 
+def _place(out, tile, ty0: int, tx0: int, y0: int, y1: int, x0: int, x1: int) -> None:
+    """Copy the part of a tile at (ty0, tx0) that falls in the window."""
+    th, tw = tile.shape[:2]
+    sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
+    sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
+    out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
+        sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
+    ]
+
+
+# One decoder thread per core (at most 8); the calling thread decodes too,
+# so a read uses all cores with one pool thread fewer than it has cores.
+_POOL_SIZE = min(8, os.cpu_count() or 1)
 _pool = None
 _pool_lock = threading.Lock()
 
 
 def _decoder_pool() -> ThreadPoolExecutor:
-    """One process-wide pool of decoder threads, one per core (at most 8)."""
+    """One process-wide pool of decoder threads, started on first use."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), "razn-decode")
+            _pool = ThreadPoolExecutor(max(1, _POOL_SIZE - 1), "razn-decode")
         return _pool

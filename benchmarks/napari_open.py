@@ -1,0 +1,180 @@
+"""Opening a slide in napari: time to the first frame and memory, napari-razn beside napari-wsi.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/napari_open.py [--reps 3]
+
+For each slide (CMU-1-Small-Region.svs and the 100k x 100k pyramid that
+benchmarks/io.py writes) and each plugin, a fresh process starts napari with
+a shown window (and napari's own one-off costs of a first multiscale RGB
+layer paid with a tiny layer), then times `viewer.open(path, plugin=...)`
+until the canvas has drawn the slide's first frame (the layer loaded and
+a draw of the canvas with it), and the resident memory it added by then.
+That first open in a process pays for the plugin's own imports, as a
+user's first slide does. Then the layer is removed and the same slide opened again in the
+same process ("again"): what the next slide costs. Plugins alternate, their
+order rotating, and each figure is the median of N runs.
+
+napari-wsi (1.3.0, OpenSlide backend; the `compare-napari` extra, which
+`make test` does not install) is found where it is installed: the
+benchmark's environment, or a folder named by --wsi-site (put on sys.path
+only in napari-wsi's processes, so its readers do not join napari-razn's),
+for example after `pip install --target /tmp/wsi-site napari-wsi==1.3.0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SLIDES = {
+    "CMU-1-Small-Region.svs": ROOT.parent
+    / "shared"
+    / "data"
+    / "slides"
+    / "CMU-1-Small-Region.svs",
+    "100k x 100k pyramid": Path("/tmp/razn-io/synthetic-100000.svs"),
+}
+PLUGINS = ("napari-razn", "napari-wsi")
+# The most a run may wait for the first frame before it counts as a failure.
+TIMEOUT_S = 60
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
+    """Seconds and MB from `viewer.open` to the first frame drawn after it."""
+    from qtpy.QtWidgets import QApplication
+
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    drawn = []
+
+    def on_draw(event) -> None:
+        # napari draws while `viewer.open` still runs (it slices at once);
+        # the first frame is the first draw with the slide's layer loaded.
+        if not drawn and len(viewer.layers) and viewer.layers[-1].loaded:
+            drawn.append(time.perf_counter())
+
+    canvas.events.draw.connect(on_draw)
+    before = _rss_mb()
+    start = time.perf_counter()
+    [layer] = viewer.open(str(path), plugin=plugin)
+    canvas.update()
+    while not drawn:
+        QApplication.processEvents()
+        if time.perf_counter() - start > TIMEOUT_S:
+            raise TimeoutError(f"{plugin} drew no frame of {path.name} in {TIMEOUT_S} s")
+        time.sleep(0.001)
+    seconds = drawn[0] - start
+    canvas.events.draw.disconnect(on_draw)
+    return seconds, _rss_mb() - before, layer
+
+
+def child(plugin: str, path: Path) -> dict:
+    import napari
+    import numpy as np
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True)
+    # napari's own one-off costs of a first multiscale RGB layer (its units
+    # registry, the thumbnail's scipy.ndimage) are not the plugin's: pay
+    # them with a tiny layer, then let the window settle.
+    warm = [np.zeros((64, 64, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)]
+    viewer.add_image(warm, rgb=True, multiscale=True, units=("um", "um"), scale=(0.5, 0.5))
+    for _ in range(20):
+        QApplication.processEvents()
+        time.sleep(0.01)
+    viewer.layers.clear()
+    QApplication.processEvents()
+    first, first_mb, layer = _open_until_drawn(viewer, path, plugin)
+    data = layer.data if layer.multiscale else [layer.data]
+    shape = [list(map(int, level.shape)) for level in data]
+    viewer.layers.clear()
+    QApplication.processEvents()
+    again, again_mb, _ = _open_until_drawn(viewer, path, plugin)
+    viewer.close()
+    return {
+        "first_s": first,
+        "first_mb": first_mb,
+        "again_s": again,
+        "again_mb": again_mb,
+        "levels": shape,
+    }
+
+
+def run_child(plugin: str, path: Path, wsi_site: Path | None) -> dict:
+    env = dict(os.environ)
+    if plugin == "napari-wsi" and wsi_site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wsi_site), env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", plugin, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=4 * TIMEOUT_S,
+    )
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], Path(sys.argv[3]))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--wsi-site", type=Path, help="folder holding napari-wsi, if not installed"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    missing = [name for name, path in SLIDES.items() if not path.exists()]
+    if missing:
+        print(f"missing {missing}: run benchmarks/io.py first to write the 100k pyramid")
+        return 1
+    results = {(slide, plugin): [] for slide in SLIDES for plugin in PLUGINS}
+    for rep in range(args.reps):
+        for slide, path in SLIDES.items():
+            order = PLUGINS if rep % 2 == 0 else PLUGINS[::-1]
+            for plugin in order:
+                result = run_child(plugin, path, args.wsi_site)
+                results[slide, plugin].append(result)
+                print(f"{slide} {plugin}: {result}", file=sys.stderr, flush=True)
+
+    print(
+        f"\nmedian of {args.reps} fresh processes\n"
+        "| slide | plugin | first open to first frame (s) | memory added (MB) "
+        "| next open (s) | next open memory (MB) |\n|---|---|---|---|---|---|"
+    )
+    summary = []
+    for (slide, plugin), runs in results.items():
+        good = [r for r in runs if "error" in r] == [] and runs
+        if not good:
+            print(f"| {slide} | {plugin} | failed: {runs[0].get('error')} | | | |")
+            continue
+        row = {"slide": slide, "plugin": plugin}
+        for key in ("first_s", "first_mb", "again_s", "again_mb"):
+            row[key] = statistics.median(r[key] for r in runs)
+        summary.append(row)
+        print(
+            f"| {slide} | {plugin} | {row['first_s']:.2f} | {row['first_mb']:+.0f} | "
+            f"{row['again_s']:.2f} | {row['again_mb']:+.0f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "runs": str(results)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The direct tile reader returns exactly tifffile's own pixels, by every path.
+
+The reader decodes JPEG tiles with libjpeg-turbo directly (not through
+`TiffPage.decode`), reads runs of tiles with one pread, decodes on several
+threads and, for dask and napari, without the tile cache. Each of those is
+checked here against `tifffile`'s decode of the same level, on the real
+slides and on a YCbCr JPEG pyramid with partial edge tiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+import razn
+
+
+@contextlib.contextmanager
+def _reference(path):
+    """Every stored level of the slide's main series as tifffile decodes it
+    (through its zarr store, so a window decodes only the tiles it needs)."""
+    import zarr
+
+    with tifffile.imread(path, aszarr=True) as store:
+        group = zarr.open(store, mode="r")
+        yield [group] if isinstance(group, zarr.Array) else [group[k] for k in sorted(group)]
+
+
+def _random_boxes(height, width, count, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        h, w = rng.integers(1, min(height, 700), 2)
+        y, x = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+        yield int(y), int(y + h), int(x), int(x + w)
+
+
+@pytest.fixture(scope="module")
+def ycbcr_pyramid(tmp_path_factory):
+    """A JPEG pyramid as tifffile writes it (YCbCr, JFIF), 256 px tiles, odd size."""
+    from tests.razn.slide_files import halve, tissue_image
+
+    path = tmp_path_factory.mktemp("jpeg") / "ycbcr.tif"
+    image = tissue_image(700, 900, seed=3)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image, tile=(256, 256), photometric="rgb", compression="jpeg", subifds=1)
+        tif.write(halve(image), tile=(256, 256), photometric="rgb", compression="jpeg")
+    return path
+
+
+@pytest.mark.parametrize("which", ["cmu", "tcga", "ycbcr"])
+def test_fast_path_matches_tifffile(which, cmu_svs, tcga_svs, ycbcr_pyramid):
+    path = {"cmu": cmu_svs, "tcga": tcga_svs, "ycbcr": ycbcr_pyramid}[which]
+    with _reference(path) as reference, razn.open_slide(path) as slide:
+        pixels = slide._read_stored.__self__
+        for index, expected in enumerate(reference):
+            reader = pixels._direct[index]  # every level here is tiled: read directly
+            if reader._page.compression == 7:  # JPEG: the libjpeg-turbo path, not tifffile's
+                assert reader._decode_jpeg is not None
+            h, w = expected.shape[:2]
+            if h * w <= 8_000_000:
+                # The whole level, through the cache and without it (dask's path).
+                whole = expected[:, :, :3]
+                np.testing.assert_array_equal(slide._read_stored(index, 0, h, 0, w), whole)
+                np.testing.assert_array_equal(np.asarray(slide.levels[index]), whole)
+            for y0, y1, x0, x1 in _random_boxes(h, w, 12, seed=index):
+                window = slide._read_stored(index, y0, y1, x0, x1)
+                np.testing.assert_array_equal(window, expected[y0:y1, x0:x1, :3])
+        # Level 0 through the public call, a box that straddles tile edges.
+        np.testing.assert_array_equal(
+            slide.read_region((37, 41), (613, 389), downsample=1),
+            reference[0][41:430, 37:650, :3],
+        )
+
+
+def test_concurrent_reads_match(cmu_svs):
+    """Threads reading overlapping windows at once (a napari view, a segmenter)."""
+    with _reference(cmu_svs) as reference:
+        expected = reference[0][:, :, :3]
+    boxes = list(_random_boxes(*expected.shape[:2], 48, seed=7))
+    errors = []
+    with razn.open_slide(cmu_svs) as slide:
+
+        def read(part):
+            for y0, y1, x0, x1 in part:
+                window = slide.read_region((x0, y0), (x1 - x0, y1 - y0), downsample=1)
+                if not np.array_equal(window, expected[y0:y1, x0:x1]):
+                    errors.append((y0, y1, x0, x1))
+
+        threads = [threading.Thread(target=read, args=(boxes[i::4],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+
+
+def test_level_views_index_like_numpy(cmu_svs):
+    """napari indexes the level views with steps, integers or arrays."""
+    with _reference(cmu_svs) as reference:
+        expected = reference[0][:, :, :3]
+    with razn.open_slide(cmu_svs) as slide:
+        view = slide.level_views[0]
+        assert view.shape == expected.shape and view.dtype == np.uint8 and view.ndim == 3
+        for key in [
+            (slice(None, None, 7), slice(5, 900, 3)),
+            (10, slice(None, None, 2), 1),
+            (slice(100, 50),),
+            ([3, 1, 2000], slice(0, 4)),
+            (-1, -1),
+            (Ellipsis, 0),
+            (slice(2000, 2300), Ellipsis),
+        ]:
+            np.testing.assert_array_equal(view[key], expected[key])
+
+
+def test_derived_level_views_match_the_dask_levels(cmu_svs):
+    """CMU has one stored level: napari's coarser levels are averaged 2 x 2,
+    the same pixels as the dask levels the engine uses."""
+    with razn.open_slide(cmu_svs) as slide:
+        assert [level.stored for level in slide.level_info] == [True, False, False]
+        for view, level in zip(slide.level_views[1:], slide.levels[1:], strict=True):
+            assert view.shape == level.shape
+            np.testing.assert_array_equal(view[:, :], np.asarray(level))
+            np.testing.assert_array_equal(view[101:333, 7:519], np.asarray(level[101:333, 7:519]))
+
+
+def test_reading_regions_does_not_import_dask(cmu_svs, tmp_path):
+    """Opening a slide and reading a region costs no dask (or zarr) import."""
+    import subprocess
+
+    code = (
+        "import sys, razn\n"
+        f"s = razn.open_slide({str(cmu_svs)!r})\n"
+        "s.read_region((0, 0), (512, 512), downsample=1)\n"
+        "print(sorted(m for m in ('dask', 'dask.array', 'zarr') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_tile_buffers_recycle_only_tiles_no_one_holds():
+    """Evicted tiles' memory is reused (no fresh page faults per tile), but
+    never while a reader still copies from the tile."""
+    from razn.slide._tiles import TileCache
+
+    shape = (256, 256, 3)
+    nbytes = 256 * 256 * 3
+
+    def address(array):
+        return array.__array_interface__["data"][0]
+
+    cache = TileCache(max_bytes=nbytes)
+    cache.put("a", cache.buffers.take(shape))
+    evicted = address(cache._tiles["a"])
+    cache.put("b", cache.buffers.take(shape))  # evicts "a", which no one holds
+    assert address(cache.buffers.take(shape)) == evicted
+
+    cache = TileCache(max_bytes=nbytes)
+    held = cache.buffers.take(shape)
+    held[:] = 7
+    cache.put("a", held)
+    cache.put("b", cache.buffers.take(shape))  # evicts "a" while `held` refers to it
+    others = [cache.buffers.take(shape) for _ in range(80)]
+    assert not any(np.shares_memory(held, other) for other in others)
+    assert (held == 7).all()
