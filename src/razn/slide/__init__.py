@@ -1,8 +1,9 @@
 """Whole-slide images as lazy pyramids, read in level-0 coordinates at any mpp.
 
-`open_slide` turns a slide file into a `Slide` (`_pyramid.py`): one dask
-array per pyramid level, largest first, and `Slide.read_region` to read a
-level-0 box at any resolution. TIFF-family files (SVS, OME-TIFF, SCN, NDPI,
+`open_slide` turns a slide file into a `Slide` (`_pyramid.py`): its
+pyramid levels, largest first (`_levels.py`: each a dask array built on
+first use and an array-like view for napari), and `Slide.read_region` to
+read a level-0 box at any resolution. TIFF-family files (SVS, OME-TIFF, SCN, NDPI,
 pyramidal TIFF) open through `_tiff.py`, whose tiled levels are read by the
 direct tile reader in `_tiles.py`; the scanner's metadata is parsed in
 `_metadata.py`; small PNG/JPEG images open through `_image.py`.
@@ -18,7 +19,8 @@ import os
 from pathlib import Path
 
 from razn.errors import SlideError
-from razn.slide._pyramid import BACKGROUND, Level, LevelView, Slide, build_levels, chunk_shape
+from razn.slide._levels import Level, LevelView, build_levels, chunk_shape
+from razn.slide._pyramid import BACKGROUND, Slide
 
 #: File endings opened as TIFF-family slides, and as plain images.
 TIFF_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".qptiff", ".btf")

@@ -14,7 +14,8 @@ import dask.array as da
 import numpy as np
 
 from razn.errors import SlideError
-from razn.slide._pyramid import _CHUNK_EDGE, Slide, build_levels
+from razn.slide._levels import _CHUNK_EDGE, build_levels
+from razn.slide._pyramid import Slide
 
 #: Plain images are decoded whole; anything larger should be a tiled TIFF.
 MAX_IMAGE_PIXELS = 20_000 * 20_000

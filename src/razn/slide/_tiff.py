@@ -24,8 +24,9 @@ import numpy as np
 import tifffile
 
 from razn.errors import SlideError
+from razn.slide._levels import LevelView, chunk_shape, lazy_levels
 from razn.slide._metadata import read_metadata
-from razn.slide._pyramid import LevelView, Slide, chunk_shape, lazy_levels
+from razn.slide._pyramid import Slide
 from razn.slide._tiles import TileCache, TiledLevelReader, can_read_directly, open_byte_reader
 
 # Series that scanners store beside the slide itself.

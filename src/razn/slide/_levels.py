@@ -1,0 +1,201 @@
+"""A slide's pyramid levels: their shapes and downsamples, and two ways to read them.
+
+A `Level` is one stored or derived level. Its dask array (`Level.array`) is
+built on first use, so opening a slide and reading regions never import
+dask; `LevelView` is an array-like napari can show, reading windows through
+the same stored-level reader as `Slide.read_region`. Levels a file does not
+store are derived by halving the one before (`lazy_levels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+# dask chunks are a whole number of file tiles near this edge: large enough
+# that a 100k x 100k level is ~10k chunks (a cheap graph), small enough that
+# a napari view decodes little more than it shows.
+_CHUNK_EDGE = 1024
+
+# Single-level files get coarser levels computed lazily down to this size,
+# so napari can show the whole slide without reading level 0 at once.
+_SMALLEST_LEVEL_EDGE = 512
+
+
+class Level:
+    """One stored or derived pyramid level.
+
+    Its shape and downsample are known at open time; its dask array is
+    built on first use of `array`, so opening a slide and reading regions
+    (`Slide.read_region`) never imports dask.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        downsample_xy: tuple[float, float],
+        stored: bool,
+        source: da.Array | Callable[[], da.Array],
+    ):
+        self.shape = (int(shape[0]), int(shape[1]))  # (height, width)
+        self.downsample_xy = downsample_xy  # level-0 pixels per level pixel, x and y
+        self.stored = stored  # False for levels derived lazily from a finer one
+        self._source = source  # the array, or a function that builds it
+
+    @cached_property
+    def array(self) -> da.Array:
+        """(height, width, 3) uint8 dask array of this level."""
+        source = self._source
+        return source() if callable(source) else source
+
+    @property
+    def downsample(self) -> float:
+        return (self.downsample_xy[0] + self.downsample_xy[1]) / 2
+
+
+class LevelView:
+    """A pyramid level as a read-only array-like, decoded on demand.
+
+    numpy-style indexing of (height, width, 3) uint8 pixels: a plain slice
+    reads only the tiles under it (`read(y0, y1, x0, x1)`), anything else
+    (steps, integers, index arrays) the window that covers it. napari takes
+    a list of these as a multiscale layer, without dask in between, and
+    `dask.array.from_array` takes one as a level.
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(self, read: Callable[[int, int, int, int], np.ndarray], shape: tuple[int, int]):
+        self._read = read
+        self.shape = (int(shape[0]), int(shape[1]), 3)
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1] * 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:, :]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<LevelView {self.shape[1]}x{self.shape[0]} RGB>"
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = key[:at] + (slice(None),) * (4 - len(key)) + key[at + 1 :]
+        key = key + (slice(None),) * (3 - len(key))
+        rows, cols, channels = key
+        if _is_plain(rows) and _is_plain(cols):
+            y0, y1, _ = rows.indices(self.shape[0])
+            x0, x1, _ = cols.indices(self.shape[1])
+            if y1 <= y0 or x1 <= x0:
+                window = np.empty((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
+            else:
+                window = self._read(y0, y1, x0, x1)
+            return window if channels == slice(None) else window[:, :, channels]
+        # Read the rows and columns that cover the selection, then index that.
+        (y0, y1, rows), (x0, x1, cols) = _cover(rows, self.shape[0]), _cover(cols, self.shape[1])
+        window = self[y0:y1, x0:x1]
+        picked = window[rows][cols] if np.ndim(rows) == 0 else window[rows][:, cols]
+        return picked[..., channels]
+
+
+def _is_plain(key) -> bool:
+    return isinstance(key, slice) and key.step in (None, 1)
+
+
+def _cover(key, n: int):
+    """(start, stop, index relative to start) of the rows or columns `key` picks."""
+    index = np.arange(n)[key] if isinstance(key, slice) else np.asarray(key)
+    index = np.where(index < 0, index + n, index)
+    if index.size == 0:
+        return 0, 0, index
+    lo = int(index.min())
+    return lo, int(index.max()) + 1, index - lo
+
+
+def _halve_window(finer: LevelView, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Window of the level derived from `finer` by 2 x 2 averaging.
+
+    The same pixels as `_halve`'s dask level: the mean rounded half up,
+    (a + b + c + d + 2) // 4, which is what PIL's `reduce(2)` computes, in C.
+    """
+    from PIL import Image
+
+    block = finer[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+    return np.asarray(Image.fromarray(block).reduce(2))
+
+
+def build_levels(stored: list[da.Array], stored_count: int | None = None) -> list[Level]:
+    """Pyramid levels from stored arrays, adding lazily derived coarser ones.
+
+    A file with one level (or a pyramid that stops early) gets 2x coarser
+    levels computed by dask on demand, down to about 512 pixels, so a viewer
+    can show the whole slide without decoding all of level 0 at once.
+    """
+    return lazy_levels([arr.shape[:2] for arr in stored], lambda index: stored[index])
+
+
+def lazy_levels(
+    shapes: list[tuple[int, int]], make_array: Callable[[int], da.Array]
+) -> list[Level]:
+    """Pyramid levels from the stored levels' shapes; arrays built on first use.
+
+    `make_array(index)` returns stored level `index` as a dask array. Derived
+    levels (see `build_levels`) halve the level before them when their array
+    is first asked for.
+    """
+    height0, width0 = shapes[0]
+
+    def level(shape, stored, source) -> Level:
+        return Level(shape, (width0 / shape[1], height0 / shape[0]), stored, source)
+
+    levels = [
+        level(shape, True, lambda index=index: make_array(index))
+        for index, shape in enumerate(shapes)
+    ]
+    last = levels[-1]
+    while max(last.shape) > 2 * _SMALLEST_LEVEL_EDGE and min(last.shape) >= 4:
+        # _halve trims an odd row or column, then averages 2 x 2 blocks.
+        shape = (last.shape[0] // 2, last.shape[1] // 2)
+        last = level(shape, False, lambda finer=last: _halve(finer.array))
+        levels.append(last)
+    return levels
+
+
+def _halve(array: da.Array) -> da.Array:
+    import dask.array as da
+
+    even = array[: array.shape[0] // 2 * 2, : array.shape[1] // 2 * 2]
+    # coarsen needs every chunk divisible by 2.
+    chunks = tuple(max(2, c // 2 * 2) for c in (even.chunksize[0], even.chunksize[1]))
+    even = even.rechunk((chunks[0], chunks[1], 3))
+    mean = da.coarsen(np.mean, even, {0: 2, 1: 2}, trim_excess=True, dtype=np.float32)
+    half = (mean + 0.5).astype(np.uint8)
+    if max(half.chunksize[:2]) < _CHUNK_EDGE:
+        # Keep chunks at 1024: a quarter as many tasks at each coarser level.
+        half = half.rechunk((_CHUNK_EDGE, _CHUNK_EDGE, 3))
+    return half
+
+
+def chunk_shape(tile: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, int]:
+    """dask chunk (rows, cols): whole file tiles, about 1024 pixels a side."""
+    if not tile or min(tile) <= 0:
+        return (min(shape[0], _CHUNK_EDGE), min(shape[1], _CHUNK_EDGE))
+    th, tw = tile
+    return (
+        min(shape[0], th * max(1, round(_CHUNK_EDGE / th))),
+        min(shape[1], tw * max(1, round(_CHUNK_EDGE / tw))),
+    )
