@@ -67,6 +67,8 @@ class SegmentationSession:
         self.zoomed = np.zeros(tiles, bool)
         self.done = np.zeros(tiles, bool)
         self.settings = dict(settings or {})
+        #: What made the labels shown: {"model": reference}; the threshold is in `settings`.
+        self.made_by: dict = {}
 
     # -- settings -------------------------------------------------------------
     def use_settings(self, settings: dict) -> bool:
@@ -79,9 +81,15 @@ class SegmentationSession:
 
     # -- results --------------------------------------------------------------
     def apply(self, result) -> tuple[slice, slice]:
-        """Take one `razn.inference.TileResult`; returns the label-grid region it changed."""
+        """Take one `razn.inference.TileResult`; returns the label-grid region it changed.
+
+        A glass tile (`tissue` False: no network saw it) stays 0, transparent
+        and outside every class area, though it counts as done.
+        """
         rows, cols, nr, nc = self.grid.label_slices(result.row, result.col)
         tile = result.labels[:nr, :nc]
+        if not getattr(result, "tissue", True):
+            tile = np.zeros_like(tile)
         self.predictions[rows, cols] = tile
         keep = self.corrected[rows, cols]
         self.labels[rows, cols] = np.where(keep, self.labels[rows, cols], tile)
@@ -108,19 +116,35 @@ class SegmentationSession:
         return class_areas_mm2(counts, classes, self.grid.downsample, self.mpp)
 
     # -- what to do next -------------------------------------------------------
-    def tiles_for_view(self, region: tuple[float, float, float, float]) -> list[tuple[int, int]]:
-        """Undone tiles in a level-0 region (x, y, w, h), nearest its centre first."""
+    def tiles_for_view(
+        self, region: tuple[float, float, float, float], margin: float = 0.0
+    ) -> list[tuple[int, int]]:
+        """Undone tiles in a level-0 region (x, y, w, h), nearest its centre first.
+
+        margin : then the tiles of a border this fraction of the region's size
+            wide on each side (what the next pan will show), nearest first too.
+        """
         x, y, w, h = region
         cx, cy = x + w / 2, y + h / 2
         t = self.grid.tile_size
-        todo = [tile for tile in self.grid.tiles_in(region) if not self.done[tile]]
-        return sorted(
-            todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
-        )
+
+        def nearest_first(tiles):
+            todo = [tile for tile in tiles if not self.done[tile]]
+            return sorted(
+                todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
+            )
+
+        visible = nearest_first(self.grid.tiles_in(region))
+        if margin <= 0:
+            return visible
+        wider = (x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin))
+        seen = set(self.grid.tiles_in(region))
+        return visible + nearest_first(t for t in self.grid.tiles_in(wider) if t not in seen)
 
     def copy(self) -> SegmentationSession:
         """An independent copy (to save in a thread while painting goes on)."""
         twin = SegmentationSession(self.slide_path, self.grid, self.mpp, self.settings)
+        twin.made_by = dict(self.made_by)
         for name in ARRAYS:
             setattr(twin, name, getattr(self, name).copy())
         return twin
@@ -140,6 +164,7 @@ class SegmentationSession:
                 "patch_size": self.grid.patch_size,
             },
             "settings": self.settings,
+            "made_by": self.made_by,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             arrays = {name: getattr(self, name) for name in ARRAYS}
@@ -160,6 +185,7 @@ class SegmentationSession:
                     tuple(g["slide_shape"]), g["tile_size"], g["downsample"], g["patch_size"]
                 )
                 session = cls(meta["slide"], grid, meta["mpp"], meta["settings"])
+                session.made_by = dict(meta.get("made_by") or {})
                 for name in ARRAYS:
                     array = data[name]
                     expected = getattr(session, name)
@@ -169,3 +195,26 @@ class SegmentationSession:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             raise RaznError(f"cannot restore the session: {error}", path) from None
         return session
+
+
+def _mpp_path(slide_path) -> Path:
+    session = default_session_path(slide_path)
+    return session.with_name(session.name.replace(".razn-session.npz", ".mpp.json"))
+
+
+def remember_mpp(slide_path, mpp: float) -> Path:
+    """Keep a pixel size the user set for a slide that does not record one."""
+    path = _mpp_path(slide_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"slide": str(Path(slide_path).resolve()), "mpp": mpp}))
+    return path
+
+
+def remembered_mpp(slide_path) -> float | None:
+    """The pixel size the user set for this slide before, if any (None if unreadable)."""
+    try:
+        value = json.loads(_mpp_path(slide_path).read_text())["mpp"]
+        return float(value) if float(value) > 0 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
