@@ -2,9 +2,9 @@
 
 Every background job of the panel (tissue mask, warm-up, device probe,
 engine run, fine-tuning, autosave) starts here, as a napari
-`create_worker`. Each body is wrapped so that it sets an event when it
-ends, whatever way it ends, which lets `shutdown` wait for exactly the
-panel's own workers (not every job on Qt's pool). Each callback is wrapped
+`create_worker`. Each sets an event as it ends, on its own thread,
+whatever way it ends, which lets `shutdown` wait for exactly the panel's
+own workers (not every job on Qt's pool). Each callback is wrapped
 so that it does nothing once the panel is closed: a worker's last signals
 arrive after napari has deleted the panel's Qt widgets, and touching one
 then aborted the process.
@@ -16,6 +16,8 @@ import contextlib
 import inspect
 import threading
 import time
+
+from qtpy.QtCore import Qt
 
 
 class Workers:
@@ -37,10 +39,7 @@ class Workers:
         if inspect.isgeneratorfunction(func):
 
             def body():
-                try:
-                    return (yield from func(*args))
-                finally:
-                    ended.set()
+                return (yield from func(*args))
         else:
 
             def body():
@@ -56,6 +55,10 @@ class Workers:
         ):  # fmt: skip
             if callback is not None:
                 getattr(worker, signal).connect(self._guard(callback))
+        # Set on the worker's own thread as it ends (a generator stopped by
+        # `quit` never reaches its own `finally`), so `shutdown` can wait on it
+        # while the GUI thread is blocked.
+        worker.finished.connect(ended.set, Qt.ConnectionType.DirectConnection)
         worker.finished.connect(lambda: self._forget(worker))
         self._live[worker] = ended
         if start:
