@@ -133,8 +133,14 @@ class RaznWidget(Container):
         from qtpy.QtWidgets import QApplication
 
         QApplication.instance().aboutToQuit.connect(self.close)
-        self.workers.start(devices_found, returned=self._devices_found)
         self.slide_picker.reset_choices()
+        # Docking returns at once: the slide's facts, the scale bar (a vispy
+        # overlay, 0.1-1 s to make) and the background work come a turn later.
+        self._startup_timer = _single_shot(0, self._started, parent)
+        self._startup_timer.start()
+
+    def _started(self) -> None:
+        self.workers.start(devices_found, returned=self._devices_found)
         self.show_slide()
 
     # -- layout ---------------------------------------------------------------
@@ -309,21 +315,24 @@ class RaznWidget(Container):
         """When the model changes, start the slider at the model's own threshold.
 
         A policy's p is not calibrated, so each checkpoint may carry the
-        threshold it was tuned for (`default_threshold`; others get 0.5). Only
-        the checkpoint's header is read; a path still being typed is skipped.
+        threshold it was tuned for (`default_threshold`; others get 0.5).
+        Read in a worker (the reading imports torch, seconds on the GUI
+        thread); a path still being typed is skipped.
         """
-        from razn.errors import RaznError
-        from razn.models import default_threshold
-
         reference = self._model_reference()
         if reference == self._threshold_of:
             return  # the user's own setting stands until the model changes
-        try:
-            value = default_threshold(reference)
-        except (RaznError, OSError, ValueError):
-            return
-        self._threshold_of = reference
-        self.threshold.value = value
+        self.workers.start(
+            _model_threshold, reference,
+            returned=lambda value, ref=reference: self._model_threshold_found(ref, value),
+        )  # fmt: skip
+
+    def _model_threshold_found(self, reference: str, value: float | None) -> None:
+        if value is None or reference != self._model_reference():
+            return  # not a checkpoint (yet), or the field changed meanwhile
+        if reference != self._threshold_of:
+            self._threshold_of = reference
+            self.threshold.value = value
 
     def _warm_up(self) -> None:
         """The first run's one-off work, in a worker ahead of it (`warm_up`)."""
@@ -367,18 +376,23 @@ class RaznWidget(Container):
         }
 
     def _restore_session(self) -> None:
-        """Reopen this slide's saved session, if there is one, with the model that made it."""
-        from razn.session import SegmentationSession, default_session_path
+        """Reopen this slide's saved session, if there is one, in a worker."""
+        from razn.session import default_session_path
 
         facts = self.slide_layer.metadata["razn_slide"]
         path = default_session_path(facts["path"])
         if not path.is_file():
             return
-        try:
-            session = SegmentationSession.load(path)
-        except Exception as error:  # a damaged session must not block the slide
-            self._notify(f"could not restore the saved session: {error}")
-            return
+        self.workers.start(
+            _load_session, path,
+            returned=lambda session, p=facts["path"]: self._session_restored(p, session),
+            errored=lambda error: self._notify(f"could not restore the saved session: {error}"),
+        )  # fmt: skip
+
+    def _session_restored(self, slide_path: str, session) -> None:
+        """Show a restored session, with the model and threshold that made its labels."""
+        if slide_path != self._shown_path or self.session is not None:
+            return  # another slide is shown now, or a run made a session meanwhile
         made_by = session.made_by
         if made_by.get("model"):
             # The labels shown are that model's at that threshold: say so, and
@@ -573,7 +587,7 @@ class RaznWidget(Container):
         self.runner.shutdown()
         with contextlib.suppress(RuntimeError):  # timers already deleted with the widget
             for timer in (self._follow_timer, self._save_timer, self._warm_timer,
-                          self._layer_timer, self._summary_timer):  # fmt: skip
+                          self._layer_timer, self._summary_timer, self._startup_timer):  # fmt: skip
                 timer.stop()
         self.workers.quit(self._finetune_worker)
         self.controller.close()
@@ -899,6 +913,23 @@ def _finetune(model, slide, labels, corrected, downsample, iterations, device):
     path = save_finetuned(progress.model)
     warm_up(str(path))
     return path
+
+
+def _model_threshold(reference: str) -> float | None:
+    """Worker body: the threshold a checkpoint carries (None if it is not one)."""
+    from razn.errors import RaznError
+    from razn.models import default_threshold
+
+    try:
+        return default_threshold(reference)
+    except (RaznError, OSError, ValueError):
+        return None
+
+
+def _load_session(path):
+    from razn.session import SegmentationSession
+
+    return SegmentationSession.load(path)
 
 
 def _save(session, path) -> None:

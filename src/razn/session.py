@@ -21,13 +21,16 @@ import math
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from razn.areas import class_areas_mm2
 from razn.atomic import atomic_path
 from razn.errors import RaznError
-from razn.inference.tiling import TileGrid
+
+if TYPE_CHECKING:
+    from razn.inference.tiling import TileGrid
 
 FORMAT = "razn-session/1"
 #: The arrays a session saves, restores and snapshots.
@@ -173,6 +176,8 @@ class SegmentationSession:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SegmentationSession:
+        from razn.inference.tiling import TileGrid
+
         path = Path(path)
         try:
             # Our own handle: np.load leaves a file open when the zip is bad.
