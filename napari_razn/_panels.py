@@ -99,6 +99,7 @@ def export_panel() -> tuple[Container, SimpleNamespace]:
 
 
 def _box(title: str, widgets: SimpleNamespace) -> Container:
-    box = Container(labels=True, widgets=list(vars(widgets).values()), name=title)
+    box = Container(labels=True, widgets=list(vars(widgets).values()), label=title,
+                    name=title.lower().replace(" ", "_") + "_panel")  # fmt: skip
     box.native.setToolTip(title)
     return box

@@ -134,14 +134,16 @@ class RaznWidget(Container):
 
         QApplication.instance().aboutToQuit.connect(self.close)
         self.slide_picker.reset_choices()
-        # Docking returns at once: the slide's facts, the scale bar (a vispy
-        # overlay, 0.1-1 s to make) and the background work come a turn later.
+        # The scale bar (a vispy overlay, 0.1-1 s to make) and the device
+        # probe (which imports torch) come a turn after docking.
         self._startup_timer = _single_shot(0, self._started, parent)
         self._startup_timer.start()
+        self.show_slide()
 
     def _started(self) -> None:
         self.workers.start(devices_found, returned=self._devices_found)
-        self.show_slide()
+        if self.slide_layer is not None and self.slide_layer.metadata["razn_slide"].get("mpp"):
+            _scale_bar(self._viewer).visible = True
 
     # -- layout ---------------------------------------------------------------
     def _build(self) -> None:
@@ -235,7 +237,8 @@ class RaznWidget(Container):
         if mpp:
             self.mpp_label.value = f"{mpp:.4f} um/px ({source})"
             self.mpp_input.value = mpp
-            _scale_bar(self._viewer).visible = True
+            if not self._startup_timer.isActive():  # else it shows it
+                _scale_bar(self._viewer).visible = True
         else:
             self.mpp_label.value = "unknown: not in the file; set it below"
         # A file's own mpp is locked: one click must not override it by accident.
