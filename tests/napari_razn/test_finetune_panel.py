@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 
-import napari_razn._widget as widget_module
+import napari_razn._improve as widget_module
 from napari_razn._layers import CLASSES_LAYER
 from tests.napari_razn.test_segmentation_panel import open_panel, wait_idle
 
