@@ -51,8 +51,8 @@ def test_switching_slide_mid_run_mixes_nothing(
 ):  # fmt: skip
     viewer, widget = dock_panel(make_napari_viewer, qtbot, small_slide, small_checkpoint)
     viewer.open(str(other_slide), plugin="napari-razn")
-    slide_a, slide_b = viewer.layers[0], viewer.layers[-1]
-    assert "ellipse" in slide_a.name and "other" in slide_b.name
+    (slide_a,) = [layer for layer in viewer.layers if "ellipse" in layer.name]
+    (slide_b,) = [layer for layer in viewer.layers if "other" in layer.name]
     widget.slide_picker.value = slide_a
     widget.segment_slide()
     qtbot.waitUntil(lambda: widget.runner.finished >= 5, timeout=30000)
