@@ -584,7 +584,7 @@ class RaznWidget(ExportAndImprove, Container):
         if ready is None:
             return
         slide, model = ready
-        region = view_region(self.slide_layer, self.slide.downsamples)
+        region = view_region(self.slide_layer, self.slide.downsamples, self._viewer)
         if region is None:
             return
         self._start(slide, model, self.session.tiles_for_view(region, margin=0.5))
