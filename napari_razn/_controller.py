@@ -96,13 +96,16 @@ class PanelController:
             and session.settings == run.settings
         )
 
-    def apply(self, run: Run, result):
-        """Apply one result if `run` owns the view; returns the region changed, or None."""
+    def apply(self, run: Run, result, tissue=None):
+        """Apply one result if `run` owns the view; returns the region changed, or None.
+
+        tissue : the slide's tissue mask, to leave glass pixels of a tissue tile 0.
+        """
         if not self.owns(run):
             self.dropped += 1
             return None
         self.applied += 1
-        return self.session.apply(result)
+        return self.session.apply(result, tissue)
 
     def cancel(self) -> None:
         """The engine was asked to stop: results already on their way still count."""

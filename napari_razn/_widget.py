@@ -616,7 +616,10 @@ class RaznWidget(ExportAndImprove, Container):
         self.workers.quit(self._finetune_worker)  # stops at its next step
 
     def _apply_result(self, run, result) -> None:
-        region = self.controller.apply(run, result)
+        # The mask the engine computed for this run (never computed here, on
+        # the GUI thread): glass inside a tissue tile stays transparent too.
+        tissue = vars(self.slide).get("tissue_mask") if self.slide is not None else None
+        region = self.controller.apply(run, result, tissue)
         if region is None:
             return  # a result of a run that no longer owns the view
         rows, cols = region

@@ -83,16 +83,20 @@ class SegmentationSession:
         return True
 
     # -- results --------------------------------------------------------------
-    def apply(self, result) -> tuple[slice, slice]:
+    def apply(self, result, tissue=None) -> tuple[slice, slice]:
         """Take one `razn.inference.TileResult`; returns the label-grid region it changed.
 
-        A glass tile (`tissue` False: no network saw it) stays 0, transparent
-        and outside every class area, though it counts as done.
+        Glass is no class: a glass tile (`tissue` False: no network saw it)
+        stays 0, transparent and outside every class area, though it counts
+        as done; with the slide's `razn.tissue.TissueMask`, so do the label
+        pixels of a tissue tile whose centre the mask calls glass.
         """
         rows, cols, nr, nc = self.grid.label_slices(result.row, result.col)
         tile = result.labels[:nr, :nc]
         if not getattr(result, "tissue", True):
             tile = np.zeros_like(tile)
+        elif tissue is not None:
+            tile = np.where(self._tissue_in(tissue, rows, cols), tile, 0).astype(tile.dtype)
         self.predictions[rows, cols] = tile
         keep = self.corrected[rows, cols]
         self.labels[rows, cols] = np.where(keep, self.labels[rows, cols], tile)
@@ -100,6 +104,18 @@ class SegmentationSession:
         self.zoomed[result.row, result.col] = result.zoomed
         self.done[result.row, result.col] = True
         return rows, cols
+
+    def _tissue_in(self, tissue, rows: slice, cols: slice) -> np.ndarray:
+        """Whether each label pixel of a region has its centre on tissue."""
+        d = self.grid.downsample
+        dx, dy = tissue.downsample_xy
+        ys = ((np.arange(rows.start, rows.stop) + 0.5) * d / dy).astype(int)
+        xs = ((np.arange(cols.start, cols.stop) + 0.5) * d / dx).astype(int)
+        mask = tissue.mask
+        inside_r = (ys >= 0) & (ys < mask.shape[0])
+        inside_c = (xs >= 0) & (xs < mask.shape[1])
+        on = mask[np.ix_(np.clip(ys, 0, mask.shape[0] - 1), np.clip(xs, 0, mask.shape[1] - 1))]
+        return on & inside_r[:, None] & inside_c[None, :]
 
     def mark_corrected(self, indices) -> None:
         """Record pixels the pathologist painted (napari paint-event indices)."""

@@ -58,6 +58,18 @@ def test_glass_is_transparent_and_out_of_every_area():
     assert session.class_areas_mm2(DEFAULT_CLASSES)["Normal"] > 0
 
 
+def test_glass_inside_a_tissue_tile_stays_transparent_too():
+    from razn.tissue import TissueMask
+
+    session = session_for()
+    # A tissue mask at 64 level-0 px per pixel: the first tile's left half is glass.
+    mask = np.ones((8, 12), bool)
+    mask[:, :2] = False
+    session.apply(tile(0, 0, value=2), TissueMask(mask, (64.0, 64.0)))
+    labels = session.labels[:32, :32]  # the tile's 32 x 32 label pixels, 8 level-0 px each
+    assert not labels[:, :16].any() and (labels[:, 16:] == 2).all()
+
+
 def test_in_situ_and_invasive_are_far_apart_in_colour():
     from razn.classes import DEFAULT_CLASSES, IN_SITU, INVASIVE, class_by_value
 
