@@ -1,9 +1,11 @@
 """The napari reader contribution for annotation files: QuPath GeoJSON, ImageScope and ASAP XML.
 
-napari readers do not see the viewer, so the layers are placed by what the
-file and its surroundings say: a slide file beside it with the same base
-name (``A01.xml`` and ``A01.svs``) gives the level-0 size and the mpp, else
-the file's own mpp (ImageScope) and the regions' extent. Regions whose
+With a slide open in napari, the layers are placed on it, as QuPath's
+"Import objects" does: its level-0 size and its mpp, whatever mpp the file
+states (the report says so). With none, they are placed by what the file
+and its surroundings say: a slide file beside it with the same base name
+(``A01.xml`` and ``A01.svs``) gives the level-0 size and the mpp, else the
+file's own mpp (ImageScope) and the regions' extent. Regions whose
 class matches the class table become a Labels layer on a label grid, placed
 like the RAZN classes layer (scale ``d * mpp``, translate ``(d - 1) / 2 *
 mpp``), so it can be painted and exported again; regions without a class
@@ -81,14 +83,27 @@ def annotation_layer_data(path) -> list[tuple]:
     if not annotations.annotations:
         summary = report.summary(len(annotations.annotations))
         raise AnnotationError("no regions to show: " + "; ".join(summary), path)
-    level0_shape, mpp = _slide_facts(companion_slide(path))
-    mpp = mpp or report.mpp
+    open_slide = _slide_in_viewer()
+    if open_slide is not None:
+        # As QuPath's "Import objects": the regions go on the slide open in
+        # the viewer, in its level-0 pixels and at its mpp, whatever mpp the
+        # file states (ImageScope often writes 0 or a guess), so they line
+        # up with it and share its units.
+        placed_on, level0_shape, mpp = open_slide
+    else:
+        placed_on = None
+        level0_shape, mpp = _slide_facts(companion_slide(path))
+        mpp = mpp or report.mpp
     name = os.path.basename(path)
     labels_name = name if annotations.shapes else None
     shapes_name = None
     if annotations.unclassified:
         shapes_name = f"{name} (no class)" if labels_name else name
     imported = import_report(annotations, path, labels_name, shapes_name)
+    imported["placed_on"] = placed_on
+    if placed_on is not None:
+        at = f"{mpp:g} um/px" if mpp else "no mpp: in pixels"
+        imported["lines"].append(f"placed on the open slide {placed_on!r} ({at})")
     layers = []
     if annotations.shapes:
         grid = annotation_label_grid(annotations, level0_shape=level0_shape, mpp=mpp)
@@ -164,6 +179,33 @@ def _notify(report: dict) -> None:
     left_out = report["skipped"] or any(c["razn_class"] is None for c in report["classes"])
     message = "RAZN: " + "; ".join(report["lines"])
     (show_warning if left_out else show_info)(message)
+
+
+def _slide_in_viewer() -> tuple[str, tuple[int, int], float | None] | None:
+    """(name, level-0 (height, width), mpp) of the slide open in napari, if one is.
+
+    The active layer if it is a slide, else the slide opened last.
+    """
+    try:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+    except Exception:  # no Qt, no viewer: place by the file alone
+        return None
+    if viewer is None:
+        return None
+    slides = [layer for layer in viewer.layers if "razn_slide" in layer.metadata]
+    if not slides:
+        return None
+    active = viewer.layers.selection.active
+    names = [layer.name for layer in slides]
+    layer = (
+        slides[names.index(active.name)]
+        if active is not None and active.name in names
+        else slides[-1]
+    )
+    facts = layer.metadata["razn_slide"]
+    return layer.name, tuple(facts["levels"][0]["shape"]), facts.get("mpp")
 
 
 def _slide_facts(slide_path) -> tuple[tuple[int, int] | None, float | None]:

@@ -25,15 +25,34 @@ import math
 import time
 from collections import deque
 
-from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
 #: Most GUI-thread time spent applying results in one event-loop turn (s).
 APPLY_BUDGET_S = 0.015
 
 
-def view_region(layer, downsamples) -> tuple[float, float, float, float] | None:
-    """The level-0 box (x, y, w, h) the slide layer shows, from its corner pixels."""
+def view_region(layer, downsamples, viewer=None) -> tuple[float, float, float, float] | None:
+    """The level-0 box (x, y, w, h) of the slide the canvas shows.
+
+    From the camera (centre, zoom) and the canvas size when the viewer is
+    given: the layer's corner pixels are widened to its chunk boundaries
+    and kept while the view stays inside them, so they can hold several
+    times what is visible. Without a viewer, from the corner pixels.
+    """
+    if viewer is not None:
+        scene = getattr(viewer, "scene", None)
+        camera = getattr(scene, "camera", None) or viewer.camera
+        h, w = viewer.canvas.size
+        cy, cx = camera.center[-2:]
+        half_h, half_w = h / 2 / camera.zoom, w / 2 / camera.zoom
+        r0, c0 = layer.world_to_data((cy - half_h, cx - half_w))[-2:]
+        r1, c1 = layer.world_to_data((cy + half_h, cx + half_w))[-2:]
+        level0 = layer.level_shapes[0][-2:] if layer.multiscale else layer.data.shape[-2:]
+        r0, c0 = max(r0, 0.0), max(c0, 0.0)
+        r1, c1 = min(r1, float(level0[0])), min(c1, float(level0[1]))
+        if r1 <= r0 or c1 <= c0:
+            return None
+        return (c0, r0, c1 - c0, r1 - r0)
     corners = layer.corner_pixels  # [[row0, col0], [row1, col1]] at the shown level
     level = getattr(layer, "data_level", 0)
     d = downsamples[min(level, len(downsamples) - 1)]
@@ -57,16 +76,24 @@ def _segment_tiles(slide, model, tiles, threshold, device, torch_threads, stop):
 
 
 class SegmentationRunner:
-    """One engine run at a time for the RAZN panel."""
+    """One engine run at a time for the RAZN panel.
 
-    def __init__(self, on_result, on_done, on_error):
+    Each run carries its `Run` (`_controller`): results are queued with it
+    and handed back with it, so the panel applies only those of the run
+    that owns the view. A new run or a cancel drops the queued results of
+    a run that no longer owns it without counting them.
+    """
+
+    def __init__(self, workers, on_result, on_done, on_error, *, parent=None):
+        self._workers = workers
         self._on_result, self._on_done, self._on_error = on_result, on_done, on_error
         self.worker = None
+        self.run = None  # the current run (`_controller.Run`)
         self._stop = None  # the running worker's own stop flag
         self._held = False  # the worker waits for `release`
         self._worker_done = False  # it finished; its last results may still be queued
-        self._queue = deque()  # results received, not applied yet
-        self._drain_timer = QTimer()
+        self._queue = deque()  # (run, result) received, not applied yet
+        self._drain_timer = QTimer(parent)
         self._drain_timer.setSingleShot(True)
         self._drain_timer.setInterval(0)
         self._drain_timer.timeout.connect(self._drain)
@@ -77,44 +104,39 @@ class SegmentationRunner:
     def running(self) -> bool:
         return self.worker is not None
 
-    def start(self, slide, model, tiles, threshold, device, *, hold: bool = False) -> None:
+    def start(self, run, slide, model, tiles, threshold, device, *, hold: bool = False) -> None:
         self.cancel()
+        self.run = run
+        self.total, self.finished = len(tiles), 0
         if not tiles:
-            self._on_done()
+            self._on_done(run)
             return
         from razn.devices import threads_beside_gui
 
         stop = self._stop = [False]
-        self.total, self.finished = len(tiles), 0
         # Leave a core to the GUI thread, so the viewer stays responsive.
         threads = threads_beside_gui()
-        worker = create_worker(
-            _segment_tiles,
-            slide,
-            model,
-            tiles,
-            threshold,
-            device,
-            threads,
+        worker = self._workers.start(
+            _segment_tiles, slide, model, tiles, threshold, device, threads,
             lambda: stop[0],
-            _start_thread=False,
-        )
-        worker.yielded.connect(self._yielded)
-        worker.finished.connect(lambda w=worker: self._finished(w))
-        worker.errored.connect(self._on_error)
+            yielded=lambda result, run=run: self._yielded(run, result),
+            finished=lambda w=None, run=run: self._finished(run),
+            errored=lambda error, run=run: self._errored(run, error),
+            start=False,
+        )  # fmt: skip
         self.worker = worker
         self._held = hold
         if not hold:
-            worker.start()
+            self._workers.launch(worker)
 
     def release(self) -> None:
         """Start the worker of a held run (nothing if none is held)."""
         if self.worker is not None and self._held:
             self._held = False
-            self.worker.start()
+            self._workers.launch(self.worker)
 
-    def _yielded(self, result) -> None:
-        self._queue.append(result)
+    def _yielded(self, run, result) -> None:
+        self._queue.append((run, result))
         if not self._drain_timer.isActive():
             self._drain_timer.start()
 
@@ -122,34 +144,49 @@ class SegmentationRunner:
         """Apply queued results for up to `APPLY_BUDGET_S`; the rest next turn."""
         end = time.perf_counter() + APPLY_BUDGET_S
         while self._queue and time.perf_counter() < end:
-            self.finished += 1
-            self._on_result(self._queue.popleft())
+            run, result = self._queue.popleft()
+            if run is self.run:
+                self.finished += 1
+            self._on_result(run, result)  # the panel decides whether it still counts
         if self._queue:
             self._drain_timer.start()
         elif self._worker_done:
             self._complete()
 
-    def _finished(self, worker) -> None:
-        if worker is self.worker:
+    def _errored(self, run, error) -> None:
+        if run is self.run:
+            self._on_error(error)
+
+    def _finished(self, run) -> None:
+        if run is self.run:  # a cancelled run ends too, once its last results are in
             self._worker_done = True
             if not self._queue:  # else the last drain completes the run
                 self._complete()
 
     def _complete(self) -> None:
+        run = self.run
         self.worker, self._worker_done = None, False
-        self._on_done()
+        self._on_done(run)
 
     def cancel(self) -> None:
         """Stop the running worker at its next tile; finished tiles stay.
 
-        Results already received are still applied (they are finished tiles).
+        Results already received are still offered to the panel, which keeps
+        them if their run still owns the view (they are finished tiles).
         """
         if self.worker is not None:
             self._stop[0] = True
-            self.worker.quit()
+            self._workers.quit(self.worker)
             self.worker = None
             self._held = False  # a held worker is dropped, never started
             self._worker_done = False
+
+    def shutdown(self) -> None:
+        """Stop for good: the engine stops, nothing queued is applied."""
+        self.cancel()
+        self.run = None
+        self._queue.clear()
+        self._drain_timer.stop()
 
     @property
     def progress(self) -> float:

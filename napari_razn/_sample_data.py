@@ -11,6 +11,7 @@ half-pixel `translate` of docs/design.md, so the labels sit on the tissue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -49,8 +50,57 @@ def synthetic_slide_path() -> Path:
     return image
 
 
+def _keeping_the_gui_live(func):
+    """`func()` in a thread while the Qt event loop keeps turning, if there is one.
+
+    napari calls a sample contribution on the GUI thread and waits for its
+    layers; generating the slide the first time takes seconds, which froze
+    the window. The event loop turns here meanwhile, so the window repaints
+    and stays responsive; without a Qt application it is a plain call.
+    """
+    import threading
+
+    try:
+        from qtpy.QtCore import QCoreApplication, QEventLoop
+    except ImportError:
+        return func()
+    if QCoreApplication.instance() is None:
+        return func()
+    outcome, done = {}, threading.Event()
+
+    def run():
+        try:
+            outcome["value"] = func()
+        except BaseException as error:  # re-raised on the GUI thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="razn-sample", daemon=True).start()
+    loop = QEventLoop()
+    while not done.wait(0.005):
+        loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def make_synthetic_slide_sample():
-    """napari sample contribution: the slide (multiscale) and its truth (labels)."""
+    """napari sample contribution: the slide (multiscale) and its truth (labels).
+
+    All of it (generating the slide the first time, the imports, opening
+    it, reading its truth) runs off the GUI thread (`_keeping_the_gui_live`).
+    """
+    return _keeping_the_gui_live(_sample_layers)
+
+
+def _sample_layers():
+    with contextlib.suppress(Exception):
+        # napari builds pint's unit registry (1-2 s) when the first layer
+        # with units is added, on the GUI thread: built here instead.
+        from napari.utils._units import get_unit_registry
+
+        get_unit_registry()
     import numpy as np
 
     from razn.classes import DEFAULT_CLASSES

@@ -1,205 +1,154 @@
-"""The RAZN dock widget: the slide's facts, and RAZN segmentation of what is in view.
+"""The RAZN dock widget: slide facts, segmentation of what is in view, review, export.
 
-A magicgui `Container` whose callbacks are plain methods, so tests drive
-it without clicking. It holds no segmentation logic: the engine
-(`razn.inference`), the session (`razn.session`) and the layers
-(`_layers`) do the work; this module wires them to buttons, the camera and
-napari's notifications. Long work never runs on the GUI thread: the
-tissue fraction and the engine run in workers (`_live`), the model is
-loaded ahead in one (`warm_up`), session saves run in a thread, results
-arrive tile by tile, and a new session's layers are added one per
-event-loop turn.
+A magicgui `Container` of four sub-panels (`_panels`) whose callbacks are
+plain methods, so tests drive it without clicking. What the panel is doing
+lives in the Qt-free `PanelController` (which session is shown, which run
+is current, and the one rule for which results may be applied); the engine
+(`razn.inference`), the session (`razn.session`), corrections
+(`_corrections`) and layers (`_layers`) do the work. Long work never runs
+on the GUI thread, and every background job is a napari worker started
+through `Workers`, so one teardown (`close`), run when napari closes the
+panel, stops the timers, cancels and awaits the workers and flushes the
+autosave.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSlider,
-    FloatSpinBox,
-    Label,
-    LineEdit,
-    PushButton,
-)
+from magicgui.widgets import Container
 from qtpy.QtCore import QTimer
 
-from napari_razn import _layers
+from napari_razn import _layers, _panels
+from napari_razn._controller import PanelController, SaveThrottle
+from napari_razn._corrections import CorrectionLog
+from napari_razn._improve import ExportAndImprove
 from napari_razn._live import SegmentationRunner, view_region
+from napari_razn._models import cached_model, warm_up
+from napari_razn._workers import Workers
 
 if TYPE_CHECKING:
     import napari
 
 #: Quiet time after the camera stops before the view is segmented (ms).
 FOLLOW_DEBOUNCE_MS = 300
-#: Quiet time after the last change before the session is saved (ms).
-AUTOSAVE_DEBOUNCE_MS = 1500
+#: Longest time a change (a result, a correction) waits before it is saved (s).
+AUTOSAVE_INTERVAL_S = 2.0
 #: Quiet time after a slide is shown or the model field changes before the
 #: first run's one-off work starts in the background (`warm_up`) (ms).
 WARM_DEBOUNCE_MS = 500
-#: Optimiser steps of "Improve the model from my corrections".
-FINETUNE_ITERATIONS = 60
 
-# A click waits for a load the panel started ahead, rather than loading twice.
-_model_lock = threading.Lock()
-
-
-def cached_model(reference: str):
-    """Models are loaded once per reference ("demo" or a checkpoint path)."""
-    with _model_lock:
-        return _load_model(reference)
-
-
-@lru_cache(maxsize=4)
-def _load_model(reference: str):
-    from razn.models import load_model
-
-    return load_model(reference)
-
-
-def warm_up(reference: str) -> None:
-    """Worker body: the first run's one-off work, done ahead off the GUI thread.
-
-    Measured on the GUI thread at the first run after opening a slide: the
-    imports napari makes when the first Labels and Shapes layers are added
-    (pandas for layer features; skimage's colour conversions, and scipy,
-    for label colours: 0.3-0.4 s together here), vispy's dash atlas, built
-    by a numpy loop when the first line visual is made (0.1-0.2 s), and
-    loading and hashing the model (the hash alone ~0.1 s for a paper-sized
-    checkpoint). Errors are left for the run itself to meet and report.
-    """
-    with contextlib.suppress(Exception):
-        import pandas  # noqa: F401
-        from skimage.color import colorconv  # noqa: F401  (and scipy.linalg)
-        from vispy.visuals.line.dash_atlas import DashAtlas
-
-        DashAtlas()
-    with contextlib.suppress(Exception):
-        import razn.inference.engine  # noqa: F401  (the run's worker imports it)
-        from razn.inference.store import model_identity
-
-        model_identity(cached_model(reference))
+# Saves of the same session never interleave (a worker's and the final one).
+_save_lock = threading.Lock()
 
 
 def devices_found() -> list[str]:
-    from razn.inference import available_devices
+    """Worker body: "auto" first, then the CPU, then any accelerator (imports torch)."""
+    from razn.devices import available_devices
 
-    # "auto" (the default) first, then the CPU, then any accelerator found.
     return ["auto", "cpu", *(d for d in available_devices() if d != "cpu")]
 
 
-class RaznWidget(Container):
+class RaznWidget(ExportAndImprove, Container):
     """Slide facts, model and threshold, live segmentation, corrections, export."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = napari_viewer
-        self._tissue_worker = None
-        self._warm_worker = None
-        self._finetune_worker = None
+        super().__init__(labels=False)
+        # napari hands plugins a proxy that wraps every object it returns
+        # anew (so `is` fails between two reads of the same layer) and warns
+        # on private attributes; the panel keeps and compares the layers
+        # themselves.
+        self._viewer = _unwrap(napari_viewer)
+        self.controller = PanelController()
+        self.workers = Workers()
+        self._finetune_worker = self._save_worker = None
         self._pending_layers = []  # (session, add) of layers not added yet
         self._threshold_of = None  # the model whose own threshold the slider last took
         self.slide = None  # razn.Slide of the chosen layer, opened on demand
         self._shown_path = None  # the slide the panel shows
-        self.session = None
+        self.corrections = None  # CorrectionLog of the shown session
         self.classes_layer = self.zoom_layer = self.zoomed_layer = None
-        self._save_lock = threading.Lock()
+        self._warm_pending = 0
         self._build()
+        parent = self.native  # every timer dies with the panel's widget
+        self.runner = SegmentationRunner(
+            self.workers, self._apply_result, self._run_done, self._run_failed, parent=parent
+        )
+        self.autosave = SaveThrottle(AUTOSAVE_INTERVAL_S)
+        self._follow_timer = _single_shot(FOLLOW_DEBOUNCE_MS, self.segment_view, parent)
+        self._save_timer = _single_shot(0, self.save_session, parent)
+        self._warm_timer = _single_shot(WARM_DEBOUNCE_MS, self._warm_up, parent)
+        self._layer_timer = _single_shot(0, self._add_next_layer, parent)
+        self._summary_timer = _single_shot(0, self._update_summary, parent)
         self._use_model_threshold()
-        self.runner = SegmentationRunner(self._apply_result, self._run_done, self._run_failed)
-        self._follow_timer = _single_shot(FOLLOW_DEBOUNCE_MS, self.segment_view)
-        self._save_timer = _single_shot(AUTOSAVE_DEBOUNCE_MS, self.save_session)
-        self._warm_timer = _single_shot(WARM_DEBOUNCE_MS, self._warm_up)
-        self._layer_timer = _single_shot(0, self._add_next_layer)
         self._viewer.layers.events.inserted.connect(self._refresh_choices)
         self._viewer.layers.events.removed.connect(self._refresh_choices)
         camera = _camera(self._viewer)
         camera.events.center.connect(self._camera_moved)
         camera.events.zoom.connect(self._camera_moved)
         self._viewer.mouse_move_callbacks.append(self._hover)
+        # One teardown, whichever comes first: napari deleting the panel
+        # with its window, or the application quitting.
+        self.native.destroyed.connect(lambda *_: self.close())
+        from qtpy.QtWidgets import QApplication
+
+        QApplication.instance().aboutToQuit.connect(self.close)
         self.slide_picker.reset_choices()
+        # The scale bar (a vispy overlay, 0.1-1 s to make) and the device
+        # probe (which imports torch) come a turn after docking.
+        self._startup_timer = _single_shot(0, self._started, parent)
+        self._startup_timer.start()
         self.show_slide()
+
+    def _started(self) -> None:
+        self.workers.start(devices_found, returned=self._devices_found)
+        if self.slide_layer is not None and self.slide_layer.metadata["razn_slide"].get("mpp"):
+            _scale_bar(self._viewer).visible = True
 
     # -- layout ---------------------------------------------------------------
     def _build(self) -> None:
-        self.slide_picker = ComboBox(label="slide", choices=self._slide_choices)
-        self.format_label = Label(label="format")
-        self.size_label = Label(label="size")
-        self.levels_label = Label(label="levels")
-        self.mpp_label = Label(label="pixel size")
-        self.magnification_label = Label(label="magnification")
-        self.tissue_label = Label(label="tissue")
-        self.mpp_input = FloatSpinBox(
-            label="set mpp", min=0.01, max=50.0, step=0.01, value=0.25,
-            tooltip="Microns per level-0 pixel, for slides that do not record it",
-        )  # fmt: skip
-        self.mpp_button = PushButton(text="Use this mpp")
-        self.model_input = LineEdit(
-            label="model", value="demo", tooltip="'demo' or the path of a checkpoint"
-        )
-        devices = devices_found()
-        self.device_picker = ComboBox(label="device", choices=devices, value="auto")
-        self.device_label = Label(label="found", value=", ".join(devices[1:]))
-        self.threshold = FloatSlider(
-            label="zoom threshold", min=0.0, max=1.0, step=0.05, value=0.5,
-            tooltip="Zoom in where the policy's p exceeds this. "
-            "Lower: more zooming, slower and finer. 1: never zoom (fastest).",
-        )  # fmt: skip
-        self.threshold_hint = Label(value="<- more zooming | faster ->")
-        self.follow = CheckBox(text="Follow view (segment as you pan and zoom)", value=False)
-        self.segment_view_button = PushButton(text="Segment view")
-        self.segment_slide_button = PushButton(text="Segment slide")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress_label = Label(label="progress", value="-")
-        self.legend = Label(label="classes", value="-")
-        self.corrected_label = Label(label="corrected", value="-")
-        self.hover_label = Label(label="under cursor", value="-")
-        self.opacity = FloatSlider(label="opacity", min=0.0, max=1.0, step=0.05, value=0.6)
-        self.show_zoom = CheckBox(text="Show zoom heatmap and zoomed tiles", value=False)
-        self.export_path = LineEdit(label="GeoJSON", value="", tooltip="where Export writes")
-        self.export_button = PushButton(text="Export to QuPath")
-        self.export_corrections_button = PushButton(text="Export corrections as training data")
-        self.improve_button = PushButton(
-            text="Improve the model from my corrections",
-            tooltip="A short fine-tuning on the corrected regions, saved as a new checkpoint",
-        )
-        self.extend(
-            [
-                self.slide_picker, self.format_label, self.size_label, self.levels_label,
-                self.mpp_label, self.magnification_label, self.tissue_label, self.mpp_input,
-                self.mpp_button, self.model_input, self.device_picker, self.device_label,
-                self.threshold, self.threshold_hint, self.follow, self.segment_view_button,
-                self.segment_slide_button, self.cancel_button, self.progress_label,
-                self.legend, self.corrected_label, self.hover_label, self.opacity,
-                self.show_zoom, self.export_path, self.export_button,
-                self.export_corrections_button, self.improve_button,
-            ]
-        )  # fmt: skip
+        boxes = []
+        for box, widgets in (
+            _panels.slide_panel(self._slide_choices),
+            _panels.segmentation_panel(["auto", "cpu"]),
+            _panels.review_panel(),
+            _panels.export_panel(),
+        ):
+            boxes.append(box)
+            for name, widget in vars(widgets).items():
+                setattr(self, name, widget)
+        self.extend(boxes)
         self.slide_picker.changed.connect(self.show_slide)
+        self.mpp_override.changed.connect(self._mpp_override_toggled)
         self.mpp_button.changed.connect(self.apply_mpp)
         self.segment_view_button.changed.connect(self.segment_view)
         self.segment_slide_button.changed.connect(self.segment_slide)
         self.cancel_button.changed.connect(self.cancel)
         self.follow.changed.connect(self._follow_toggled)
         self.opacity.changed.connect(self._opacity_changed)
+        self.outline.changed.connect(self._outline_changed)
         self.show_zoom.changed.connect(self._show_zoom_changed)
         self.export_button.changed.connect(self.export_geojson)
         self.export_corrections_button.changed.connect(self.export_corrections)
         self.improve_button.changed.connect(self.improve_model)
         self.model_input.changed.connect(lambda _value: self._model_changed())
 
+    def _devices_found(self, devices: list[str]) -> None:
+        chosen = self.device_picker.value
+        self.device_picker.choices = devices
+        self.device_picker.value = chosen if chosen in devices else "auto"
+        self.device_label.value = ", ".join(devices[1:])
+
     # -- the slide --------------------------------------------------------------
     def _slide_choices(self, _widget=None) -> list:
         return [(layer.name, layer) for layer in self._viewer.layers if _is_slide(layer)]
 
     def _refresh_choices(self, _event=None) -> None:
+        if self.controller.closed:
+            return
         self.slide_picker.reset_choices()
         # Layers come and go (our own among them): only a change of slide
         # resets the panel.
@@ -208,12 +157,12 @@ class RaznWidget(Container):
 
     @property
     def slide_layer(self):
-        return self.slide_picker.value
+        return _unwrap(self.slide_picker.value)
 
     def show_slide(self, _value=None) -> None:
-        self.cancel()
-        self.slide, self.session = None, None
-        self._pending_layers = []  # they were the previous slide's
+        """Show the chosen slide: the previous one's run stops, its session is saved."""
+        self._leave_session()
+        self.slide = None
         layer = self.slide_layer
         self._shown_path = _slide_path(layer)
         if layer is None:
@@ -222,17 +171,18 @@ class RaznWidget(Container):
             self.tissue_label.value = "open a slide (File > Open)"
             return
         facts = layer.metadata["razn_slide"]
+        if not facts.get("mpp"):
+            from razn.session import remembered_mpp
+
+            mpp = remembered_mpp(facts["path"])
+            if mpp:  # the user set it on an earlier visit
+                _set_layer_mpp(layer, mpp, "user, remembered")
         h, w = facts["levels"][0]["shape"]
         self.format_label.value = f"{facts['format']} ({facts['compression']})"
         self.size_label.value = f"{w:,} x {h:,} px"
         downsamples = ", ".join(f"{lv['downsample']:.3g}" for lv in facts["levels"])
         self.levels_label.value = f"{len(facts['levels'])} (downsample {downsamples})"
-        mpp = facts["mpp"]
-        if mpp:
-            self.mpp_label.value = f"{mpp:.4f} um/px ({facts['mpp_source']})"
-            _scale_bar(self._viewer).visible = True
-        else:
-            self.mpp_label.value = "unknown: not in the file; set it below"
+        self._show_mpp(facts)
         mag = facts["magnification"]
         self.magnification_label.value = f"{mag:g}x" if mag else "unknown"
         if facts.get("tissue_fraction") is None:
@@ -243,24 +193,40 @@ class RaznWidget(Container):
         self._warm_timer.start()  # while the user looks at the slide
         self._restore_session()
 
+    def _show_mpp(self, facts) -> None:
+        """The pixel size: from the file and locked, else set by the user and remembered."""
+        mpp, source = facts.get("mpp"), facts.get("mpp_source")
+        from_file = bool(mpp) and not str(source).startswith("user")
+        if mpp:
+            self.mpp_label.value = f"{mpp:.4f} um/px ({source})"
+            self.mpp_input.value = mpp
+            if not self._startup_timer.isActive():  # else it shows it
+                _scale_bar(self._viewer).visible = True
+        else:
+            self.mpp_label.value = "unknown: not in the file; set it below"
+        # A file's own mpp is locked: one click must not override it by accident.
+        self.mpp_override.visible = from_file
+        self.mpp_override.value = False
+        unlocked = not from_file
+        self.mpp_input.enabled = self.mpp_button.enabled = unlocked
+
+    def _mpp_override_toggled(self, on: bool) -> None:
+        self.mpp_input.enabled = self.mpp_button.enabled = bool(on)
+
     def _fact_labels(self):
         return (
-            self.format_label,
-            self.size_label,
-            self.levels_label,
-            self.mpp_label,
+            self.format_label, self.size_label, self.levels_label, self.mpp_label,
             self.magnification_label,
-        )
+        )  # fmt: skip
 
     def _measure_tissue(self, layer) -> None:
-        from napari.qt.threading import create_worker
-
         # On the panel's own Slide, so the engine later finds the mask cached.
-        worker = create_worker(lambda: self.open_slide().tissue_fraction)
-        worker.returned.connect(lambda fraction: self._tissue_measured(layer, fraction))
-        worker.errored.connect(lambda error: self._notify(f"tissue mask failed: {error}"))
-        self._tissue_worker = worker
-        worker.start()
+        slide = self.open_slide()
+        self.workers.start(
+            lambda: slide.tissue_fraction,
+            returned=lambda fraction: self._tissue_measured(layer, fraction),
+            errored=lambda error: self._notify(f"tissue mask failed: {error}"),
+        )
 
     def _tissue_measured(self, layer, fraction: float) -> None:
         layer.metadata["razn_slide"]["tissue_fraction"] = round(fraction, 4)
@@ -268,15 +234,18 @@ class RaznWidget(Container):
             self.tissue_label.value = f"{fraction:.1%} of the slide"
 
     def apply_mpp(self, _value=None) -> None:
-        """Set the slide's pixel size by hand: the layer's scale follows."""
+        """Set the slide's pixel size by hand (remembered for this slide): the layer follows."""
         layer = self.slide_layer
         if layer is None:
             return
+        from razn.session import remember_mpp
+
         mpp = float(self.mpp_input.value)
-        facts = layer.metadata["razn_slide"]
-        facts["mpp"], facts["mpp_source"] = mpp, "user"
-        layer.scale = (mpp, mpp)
-        layer.units = ("um", "um")
+        _set_layer_mpp(layer, mpp, "user")
+        with contextlib.suppress(OSError):
+            remember_mpp(layer.metadata["razn_slide"]["path"], mpp)
+        self._leave_session()  # its grid and placement were for the old mpp
+        self._shown_path = None
         self.show_slide()
 
     def open_slide(self):
@@ -289,6 +258,14 @@ class RaznWidget(Container):
         return self.slide
 
     # -- the session --------------------------------------------------------------
+    @property
+    def session(self):
+        return self.controller.session
+
+    @session.setter
+    def session(self, session) -> None:
+        self.controller.show(session)
+
     def _model_reference(self) -> str:
         return self.model_input.value.strip() or "demo"
 
@@ -297,48 +274,49 @@ class RaznWidget(Container):
 
     def _model_changed(self) -> None:
         self._use_model_threshold()
+        self.model_note.visible = self._model_reference() == "demo"
         self._warm_timer.start()
 
     def _use_model_threshold(self) -> None:
         """When the model changes, start the slider at the model's own threshold.
 
         A policy's p is not calibrated, so each checkpoint may carry the
-        threshold it was tuned for (`default_threshold`; others get 0.5). Only
-        the checkpoint's header is read; a path still being typed is skipped.
+        threshold it was tuned for (`default_threshold`; others get 0.5).
+        Read in a worker (the reading imports torch, seconds on the GUI
+        thread); a path still being typed is skipped.
         """
-        from razn.errors import RaznError
-        from razn.models import default_threshold
-
         reference = self._model_reference()
         if reference == self._threshold_of:
             return  # the user's own setting stands until the model changes
-        try:
-            value = default_threshold(reference)
-        except (RaznError, OSError, ValueError):
-            return
-        self._threshold_of = reference
-        self.threshold.value = value
+        self.workers.start(
+            _model_threshold, reference,
+            returned=lambda value, ref=reference: self._model_threshold_found(ref, value),
+        )  # fmt: skip
+
+    def _model_threshold_found(self, reference: str, value: float | None) -> None:
+        if value is None or reference != self._model_reference():
+            return  # not a checkpoint (yet), or the field changed meanwhile
+        if reference != self._threshold_of:
+            self._threshold_of = reference
+            self.threshold.value = value
 
     def _warm_up(self) -> None:
         """The first run's one-off work, in a worker ahead of it (`warm_up`)."""
-        from napari.qt.threading import create_worker
+        self._warm_pending += 1
+        self.controller.warming(True)
+        self.workers.start(warm_up, self._model_reference(), finished=self._warmed)
 
-        worker = create_worker(warm_up, self._model_reference())
-        worker.finished.connect(lambda w=worker: self._warmed(w))
-        self._warm_worker = worker
-        worker.start()
-
-    def _warmed(self, worker) -> None:
-        if worker is self._warm_worker:
-            self._warm_worker = None
+    def _warmed(self) -> None:
+        self._warm_pending -= 1
+        if self._warm_pending == 0:
+            self.controller.warming(False)
             self._prepare_layers()
 
     def _prepare_layers(self) -> None:
         """Give a shown slide its (empty) session and layers before any run.
 
         Adding a napari layer holds the GUI thread for 0.1 s or more; done
-        when the slide is shown, as opening a saved session does, a run adds
-        none and segmenting does not stall on them. Only with the model
+        when the slide is shown, a run adds none. Only with the model
         already loaded (by the warm-up), a known mpp, and no session yet.
         """
         if self.session is not None or self.slide_layer is None:
@@ -353,7 +331,7 @@ class RaznWidget(Container):
     @property
     def warming(self) -> bool:
         """Whether the first run's one-off work is still being done ahead (`warm_up`)."""
-        return self._warm_timer.isActive() or self._warm_worker is not None
+        return self._warm_timer.isActive() or self._warm_pending > 0
 
     def _settings(self, model) -> dict:
         from razn.inference.store import model_identity
@@ -364,23 +342,37 @@ class RaznWidget(Container):
         }
 
     def _restore_session(self) -> None:
-        """Reopen this slide's saved session, if there is one."""
-        from razn.session import SegmentationSession, default_session_path
+        """Reopen this slide's saved session, if there is one, in a worker."""
+        from razn.session import default_session_path
 
         facts = self.slide_layer.metadata["razn_slide"]
         path = default_session_path(facts["path"])
-        if path.is_file():
-            try:
-                self._show_session(SegmentationSession.load(path))
-            except Exception as error:  # a damaged session must not block the slide
-                self._notify(f"could not restore the saved session: {error}")
+        if not path.is_file():
+            return
+        self.workers.start(
+            _load_session, path,
+            returned=lambda session, p=facts["path"]: self._session_restored(p, session),
+            errored=lambda error: self._notify(f"could not restore the saved session: {error}"),
+        )  # fmt: skip
+
+    def _session_restored(self, slide_path: str, session) -> None:
+        """Show a restored session, with the model and threshold that made its labels."""
+        if slide_path != self._shown_path or self.session is not None:
+            return  # another slide is shown now, or a run made a session meanwhile
+        made_by = session.made_by
+        if made_by.get("model"):
+            # The labels shown are that model's at that threshold: say so, and
+            # start from them, so segmenting on reuses the tiles done.
+            self._threshold_of = made_by["model"]
+            with self.model_input.changed.blocked():
+                self.model_input.value = made_by["model"]
+            self.model_note.visible = made_by["model"] == "demo"
+            if "threshold" in session.settings:
+                self.threshold.value = session.settings["threshold"]
+        self._show_session(session)
 
     def ensure_session(self, model, *, quiet: bool = False) -> bool:
-        """A session for the slide on the model's tile grid; False if impossible.
-
-        `quiet`: say nothing when it is impossible (work done ahead, which
-        the run itself will report).
-        """
+        """A session for the slide on the model's tile grid; False if impossible."""
         from razn.errors import RaznError
         from razn.inference.tiling import tile_grid
         from razn.session import SegmentationSession
@@ -389,6 +381,9 @@ class RaznWidget(Container):
         slide = self.open_slide()
         if slide is None:
             notify("open a slide first")
+            return False
+        if slide.mpp is None:
+            notify("the slide does not record its pixel size: set its mpp under Slide first")
             return False
         try:
             grid = tile_grid(slide, model.config)
@@ -402,16 +397,25 @@ class RaznWidget(Container):
     def _show_session(self, session) -> None:
         self._remove_layers()
         self.session = session
+        self.corrections = CorrectionLog(session.corrected)
         self._update_summary()
-        # Adding a napari layer is 40-120 ms of GUI-thread work (its vispy
-        # visual, overlays and Qt controls), hidden or not; the three in one
-        # go were the first run's stall. One per event-loop turn instead, the
-        # hidden zoom layers first, so the order is as before and the classes
-        # layer, added last, becomes the active one. A run asked for
-        # meanwhile is held until they are in (`_start`).
+        self._show_made_by()
+        # Adding a napari layer is 40-120 ms of GUI-thread work: one per
+        # event-loop turn, the hidden zoom layers first, so the classes layer,
+        # added last, becomes the active one. A run asked for meanwhile is
+        # held until they are in (`_start`).
         adds = (self._add_zoom_heatmap, self._add_zoomed_outlines, self._add_classes_layer)
         self._pending_layers = [(session, add) for add in adds]
         self._layer_timer.start()
+
+    def _leave_session(self) -> None:
+        """Stop the shown session's run and save it; its layers go (slide change, close)."""
+        self.cancel()
+        self.runner.shutdown()
+        if self.session is not None and self.autosave.dirty:
+            self._save_now()
+        self._remove_layers()
+        self.session, self.corrections = None, None
 
     def _add_next_layer(self) -> None:
         self._add_pending_layer()
@@ -427,7 +431,7 @@ class RaznWidget(Container):
         self.runner.release()
 
     def _add_pending_layer(self) -> None:
-        if self._pending_layers:
+        if self._pending_layers and not self.controller.closed:
             session, add = self._pending_layers.pop(0)
             if session is self.session:  # not one replaced meanwhile
                 add()
@@ -447,11 +451,13 @@ class RaznWidget(Container):
             self._refresh_zoom_layer(event.source)  # what was skipped while hidden
 
     def _add_classes_layer(self) -> None:
-        self.classes_layer = _layers.add_classes_layer(self._viewer, self.session)
-        self.classes_layer.opacity = self.opacity.value
-        self.classes_layer.events.paint.connect(self._painted)
-        # The slide stays the layer the user works on.
-        self._viewer.layers.selection.active = self.classes_layer
+        layer = _layers.add_classes_layer(self._viewer, self.session)
+        self.classes_layer = layer
+        layer.opacity = self.opacity.value
+        self._outline_changed(self.outline.value)
+        layer.events.paint.connect(self._painted)
+        _follow_undo(layer, self._undone, self._redone)
+        self._viewer.layers.selection.active = layer
 
     def _remove_layers(self) -> None:
         """Remove the shown session's layers, and forget those not added yet."""
@@ -460,39 +466,102 @@ class RaznWidget(Container):
         ours = [
             layer
             for layer in (self.classes_layer, self.zoom_layer, self.zoomed_layer)
-            if layer is not None and layer in layers
+            if layer is not None and _contains(layers, layer)
         ]
         self.classes_layer = self.zoom_layer = self.zoomed_layer = None
-        if not ours:
-            return  # (an empty batch would still cost a collection)
-        # napari runs a full garbage collection after each removal, and
-        # once at the end of a batch (0.1-0.3 s here): one batch, one collection.
+        if not ours or self.controller.closed:
+            return
+        # napari runs a full garbage collection after each removal: one batch, one collection.
         with getattr(layers, "batched_update", contextlib.nullcontext)():
             for layer in ours:
                 layers.remove(layer)
 
+    # -- corrections ----------------------------------------------------------------
     def _painted(self, event) -> None:
-        """Pathologist's edits become corrections, kept apart from predictions."""
-        for indices, _old, _new in event.value:
-            self.session.mark_corrected(indices)
-        # napari announces a paint before it writes the pixels: count after.
-        QTimer.singleShot(0, self._update_summary)
-        self._save_timer.start()
+        """A brush stroke, fill, polygon or `data_setitem`: its pixels become corrections."""
+        if self.corrections is None or _unwrap(event.source) is not self.classes_layer:
+            return
+        try:
+            self.corrections.painted(event.value)
+        except Exception as error:  # an unknown history shape: said, never a lost stroke silently
+            self._notify(f"could not record the correction: {error}")
+            return
+        self._edited()
+
+    def _undone(self) -> None:
+        if self.corrections is not None:
+            self.corrections.undone()
+            self._edited()
+
+    def _redone(self) -> None:
+        if self.corrections is not None:
+            self.corrections.redone()
+            self._edited()
+
+    def _edited(self) -> None:
+        # napari announces a `data_setitem` before it writes the pixels: count after.
+        self._summary_timer.start()
+        self._changed()
+
+    # -- saving ---------------------------------------------------------------------
+    def _changed(self) -> None:
+        """Something to save: saved within `AUTOSAVE_INTERVAL_S`, whatever keeps coming."""
+        if self.session is None or self.controller.closed:
+            return
+        delay = self.autosave.changed()
+        if not self._save_timer.isActive():  # a throttle: a new change never postpones it
+            self._save_timer.start(int(delay * 1000))
 
     def save_session(self) -> None:
-        """Save now, in a thread: a snapshot, so painting can go on meanwhile."""
-        if self.session is None:
+        """Save a snapshot in a worker, so painting and results go on meanwhile."""
+        if self.session is None or self.controller.closed or not self.autosave.dirty:
             return
+        if self._save_worker is not None:  # one save at a time: try again after it
+            self._save_timer.start(200)
+            return
+        snapshot, path = self.session.copy(), self._session_path()
+        self.autosave.saved()
+        self._save_worker = self.workers.start(
+            _save, snapshot, path,
+            errored=lambda error: self._notify(f"could not save the session: {error}"),
+            finished=lambda: setattr(self, "_save_worker", None),
+        )  # fmt: skip
+
+    def _save_now(self) -> None:
+        """Save on this thread (the panel is leaving this session or closing)."""
+        try:
+            _save(self.session.copy(), self._session_path())
+            self.autosave.saved()
+        except Exception as error:
+            if not self.controller.closed:
+                self._notify(f"could not save the session: {error}")
+
+    def _session_path(self):
         from razn.session import default_session_path
 
-        snapshot = self.session.copy()
-        path = default_session_path(self.session.slide_path)
+        return default_session_path(self.session.slide_path)
 
-        def save():
-            with self._save_lock:
-                snapshot.save(path)
+    def close(self) -> None:
+        """The one teardown: timers stop, workers are cancelled and awaited, the session saved.
 
-        threading.Thread(target=save, name="razn-session-save", daemon=False).start()
+        Run when napari deletes the panel (its window closed) or the
+        application quits; it touches no Qt widget, which may be gone.
+        """
+        if self.controller.closed:
+            return
+        session = self.session
+        self.runner.shutdown()
+        with contextlib.suppress(RuntimeError):  # timers already deleted with the widget
+            for timer in (self._follow_timer, self._save_timer, self._warm_timer,
+                          self._layer_timer, self._summary_timer, self._startup_timer):  # fmt: skip
+                timer.stop()
+        self.workers.quit(self._finetune_worker)
+        self.controller.close()
+        self.workers.shutdown()
+        if session is not None and self.autosave.dirty:
+            with contextlib.suppress(Exception):
+                _save(session.copy(), _session_path_of(session))
+                self.autosave.saved()
 
     # -- segmenting ---------------------------------------------------------------
     def _prepare(self):
@@ -507,6 +576,7 @@ class RaznWidget(Container):
         if not self.ensure_session(model):
             return None
         self.session.use_settings(self._settings(model))
+        self.session.made_by = {"model": self._model_reference()}
         return self.slide, model
 
     def segment_view(self, _value=None) -> None:
@@ -514,11 +584,10 @@ class RaznWidget(Container):
         if ready is None:
             return
         slide, model = ready
-        region = view_region(self.slide_layer, self.slide.downsamples)
+        region = view_region(self.slide_layer, self.slide.downsamples, self._viewer)
         if region is None:
             return
-        tiles = self.session.tiles_for_view(region)
-        self._start(slide, model, tiles)
+        self._start(slide, model, self.session.tiles_for_view(region, margin=0.5))
 
     def segment_slide(self, _value=None) -> None:
         ready = self._prepare()
@@ -530,41 +599,49 @@ class RaznWidget(Container):
 
     def _start(self, slide, model, tiles) -> None:
         self.progress_label.value = f"0 / {len(tiles)} tiles" if tiles else "view done"
-        # Held while the session's layers are being added (`_show_session`):
-        # adding them as results arrive makes both slower, and the results
-        # queued behind each layer then land in one long turn.
+        self.progress_bar.max, self.progress_bar.value = max(len(tiles), 1), 0
+        self._show_made_by()
+        run = self.controller.begin_run(len(tiles))
+        # Held while the session's layers are being added (`_show_session`).
         self.runner.start(
-            slide, model, tiles, self.threshold.value, self.device_picker.value,
+            run, slide, model, tiles, self.threshold.value, self.device_picker.value,
             hold=bool(self._pending_layers),
         )  # fmt: skip
 
     def cancel(self, _value=None) -> None:
         if self.runner.running:
             self.runner.cancel()
+            self.controller.cancel()
             self.progress_label.value = "cancelled"
-        if self._finetune_worker is not None:
-            self._finetune_worker.quit()  # stops at its next step
+        self.workers.quit(self._finetune_worker)  # stops at its next step
 
-    def _apply_result(self, result) -> None:
-        rows, cols = self.session.apply(result)
+    def _apply_result(self, run, result) -> None:
+        # The mask the engine computed for this run (never computed here, on
+        # the GUI thread): glass inside a tissue tile stays transparent too.
+        tissue = vars(self.slide).get("tissue_mask") if self.slide is not None else None
+        region = self.controller.apply(run, result, tissue)
+        if region is None:
+            return  # a result of a run that no longer owns the view
+        rows, cols = region
         if self.classes_layer is not None:  # else it shows the tile when added
             _layers.refresh_region(self.classes_layer, rows, cols)
         r = self.runner
-        # Of the tissue tiles, as `razn segment` counts: glass has no p.
         tissue = self.session.done & ~np.isnan(self.session.zoom_p)
         zoomed = int(self.session.zoomed[tissue].sum())
-        if r.running:  # tiles still queued after a cancel are kept, quietly
+        if r.running:
             self.progress_label.value = (
                 f"{r.finished} / {r.total} tiles, "
                 f"zoomed {zoomed / max(int(tissue.sum()), 1):.0%} of tissue"
             )
+            self.progress_bar.value = min(r.finished, self.progress_bar.max)
         if r.finished % 16 == 0 or r.finished == r.total:
             self._refresh_zoom_layers()
             self._update_summary()
-        self._save_timer.start()
+        self._changed()
 
-    def _run_done(self) -> None:
-        if self.session is not None:
+    def _run_done(self, run) -> None:
+        if self.controller.finished(run) and self.session is not None:
+            self.progress_bar.value = self.progress_bar.max
             self._refresh_zoom_layers()
             self._update_summary()
 
@@ -573,7 +650,7 @@ class RaznWidget(Container):
         self._notify(f"segmentation failed: {error}")
 
     def _camera_moved(self, _event=None) -> None:
-        if self.follow.value:
+        if self.follow.value and not self.controller.closed:
             self._follow_timer.start()  # restarts: fires once the camera rests
 
     def _follow_toggled(self, on: bool) -> None:
@@ -583,15 +660,25 @@ class RaznWidget(Container):
             self.cancel()
 
     # -- display ------------------------------------------------------------------
+    def _show_made_by(self) -> None:
+        s = self.session
+        if s is None or not s.done.any():
+            self.made_by_label.value = "-"
+            return
+        model = s.made_by.get("model", "?")
+        threshold = s.settings.get("threshold")
+        at = f", threshold {threshold:g}" if threshold is not None else ""
+        self.made_by_label.value = f"{model}{at}"
+
     def _refresh_zoom_layers(self) -> None:
-        # A hidden layer is left as it is (setting its data still costs GUI
-        # time) and brought up to date when it is shown (_zoom_layer_shown).
+        # A hidden layer is brought up to date when it is shown (_zoom_layer_shown).
         for layer in (self.zoom_layer, self.zoomed_layer):
             if layer is not None and layer.visible:
                 self._refresh_zoom_layer(layer)
 
     def _refresh_zoom_layer(self, layer) -> None:
-        if layer is self.zoom_layer:
+        # By the layer's own kind, never by identity: napari may hand us a wrapper.
+        if getattr(_unwrap(layer), "name", None) == _layers.ZOOM_LAYER:
             layer.data = self.session.zoom_p
             layer.contrast_limits = (0.0, 1.0)
         else:
@@ -600,6 +687,8 @@ class RaznWidget(Container):
     def _update_summary(self) -> None:
         from razn.classes import DEFAULT_CLASSES
 
+        if self.controller.closed:
+            return
         areas = self.session.class_areas_mm2(DEFAULT_CLASSES) if self.session else {}
         rows = []
         for c in DEFAULT_CLASSES:
@@ -608,10 +697,15 @@ class RaznWidget(Container):
         self.legend.value = "<br>".join(rows)
         if self.session is not None:
             self.corrected_label.value = f"{self.session.corrected_fraction:.1%} of segmented area"
+            self._show_made_by()
 
     def _opacity_changed(self, value: float) -> None:
         if self.classes_layer is not None:
             self.classes_layer.opacity = value
+
+    def _outline_changed(self, on: bool) -> None:
+        if self.classes_layer is not None:
+            self.classes_layer.contour = 2 if on else 0
 
     def _show_zoom_changed(self, _value=None) -> None:
         for layer in (self.zoom_layer, self.zoomed_layer):
@@ -620,7 +714,7 @@ class RaznWidget(Container):
 
     def _hover(self, viewer, event) -> None:
         """Class and zoom probability under the cursor."""
-        if self.session is None or self.classes_layer is None:
+        if self.session is None or self.classes_layer is None or self.controller.closed:
             return
         from razn.classes import DEFAULT_CLASSES
 
@@ -630,173 +724,90 @@ class RaznWidget(Container):
             self.hover_label.value = "-"
             return
         value = int(labels[row, col])
-        name = next((c.name for c in DEFAULT_CLASSES if c.value == value), "not segmented")
         tile = self.session.grid.tile_labels
+        done = self.session.done[row // tile, col // tile]
+        fallback = "glass" if done else "not segmented"
+        name = next((c.name for c in DEFAULT_CLASSES if c.value == value), fallback)
         p = self.session.zoom_p[row // tile, col // tile]
         zoom = "" if p != p else f", p(zoom) {p:.2f}"  # p != p: NaN, not segmented
         self.hover_label.value = f"{name}{zoom}"
 
-    # -- export ---------------------------------------------------------------------
-    def export_geojson(self, _value=None) -> None:
-        from napari.utils.notifications import show_info
-
-        self._finish_layers()
-        if self.classes_layer is None:
-            self._notify("nothing to export yet: segment first")
-            return
-        path = self.export_path.value.strip()
-        if not path:
-            from pathlib import Path
-
-            slide = Path(self.session.slide_path)
-            path = str(slide.with_name(slide.stem + ".razn.geojson"))
-            if not _writable(path):
-                path = str(Path.home() / (slide.stem + ".razn.geojson"))
-            self.export_path.value = path
-        try:
-            from napari_razn._writer import export_layer_to_geojson
-
-            count = export_layer_to_geojson(self.classes_layer, path)
-        except Exception as error:  # shown, never a dead widget
-            self._notify(f"export failed: {error}")
-            return
-        show_info(f"RAZN: wrote {count} QuPath annotations to {path}")
-
-    def export_corrections(self, _value=None) -> list:
-        """The corrected pixels as training data for `razn train`.
-
-        A label-grid TIFF (uncorrected pixels 0, which training ignores) and
-        the same regions as QuPath GeoJSON, beside where Export writes.
-        """
-        from napari.utils.notifications import show_info
-
-        if self.session is None or not self.session.corrected.any():
-            self._notify("nothing corrected yet: paint on the classes layer first")
-            return []
-        from pathlib import Path
-
-        from razn.annotations import export_label_grid
-        from razn.classes import NORMAL
-        from razn.label_tiff import write_label_grid
-
-        slide = Path(self.session.slide_path)
-        folder = slide.parent if _writable(str(slide)) else Path.home()
-        stem = folder / (slide.stem + ".corrections")
-        grid = self.session.grid
-        labels = np.where(self.session.corrected, self.session.labels, 0).astype(np.uint8)
-        try:
-            write_label_grid(
-                f"{stem}.tif", labels, grid.downsample, mpp=self.session.mpp,
-                level0_shape=grid.slide_shape,
-            )  # fmt: skip
-            count = export_label_grid(
-                labels, grid.downsample, f"{stem}.geojson", mpp=self.session.mpp,
-                include_normal=bool((labels == NORMAL).any()),
-            )  # fmt: skip
-        except Exception as error:  # shown, never a dead widget
-            self._notify(f"export failed: {error}")
-            return []
-        show_info(f"RAZN: wrote corrections to {stem}.tif and {stem}.geojson ({count} regions)")
-        return [Path(f"{stem}.tif"), Path(f"{stem}.geojson")]
-
-    # -- fine-tuning ------------------------------------------------------------
-    def improve_model(self, _value=None) -> None:
-        """Fine-tune a copy of the model on the corrections, in a worker, then segment again."""
-        if self.session is None or not self.session.corrected.any():
-            self._notify("nothing corrected yet: paint on the classes layer first")
-            return
-        if self._finetune_worker is not None:
-            self._notify("the model is already being improved")
-            return
-        from napari.qt.threading import create_worker
-
-        from razn.errors import RaznError
-
-        try:
-            model = self._model()
-        except RaznError as error:
-            self._notify(str(error))
-            return
-        self.cancel()  # the CPU goes to the fine-tuning
-        session, iterations = self.session, FINETUNE_ITERATIONS
-        worker = create_worker(
-            _finetune, model, self.open_slide(), session.labels.copy(),
-            session.corrected.copy(), session.grid.downsample, iterations,
-            self.device_picker.value,
-            _progress={"total": iterations, "desc": "Improving the model"},
-        )  # fmt: skip
-        worker.yielded.connect(self._finetune_step)
-        worker.returned.connect(self._finetuned)
-        worker.errored.connect(self._finetune_failed)
-        worker.aborted.connect(lambda: setattr(self.progress_label, "value", "cancelled"))
-        worker.finished.connect(lambda: setattr(self, "_finetune_worker", None))
-        self._finetune_worker = worker
-        self.progress_label.value = f"improving the model: 0 / {iterations} steps"
-        worker.start()
-
-    def _finetune_step(self, progress) -> None:
-        loss = progress.metrics.get("segmentation_loss", float("nan"))
-        self.progress_label.value = (
-            f"improving the model: {progress.iteration} / {progress.iterations} steps, "
-            f"loss {loss:.3f}"
-        )
-
-    def _finetune_failed(self, error: Exception) -> None:
-        self.progress_label.value = "failed"
-        self._notify(f"improving the model failed: {error}")
-
-    def _finetuned(self, path) -> None:
-        from napari.utils.notifications import show_info
-
-        self.model_input.value = str(path)
-        self.progress_label.value = "model improved"
-        show_info(
-            f"RAZN: saved the improved model to {path} (a short adaptation to this "
-            "slide, not a validated model); segmenting the view again"
-        )
-        self.segment_view()
-
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_error
 
-        show_error(f"RAZN: {message}")
+        if not self.controller.closed:
+            show_error(f"RAZN: {message}")
 
 
-def _finetune(model, slide, labels, corrected, downsample, iterations, device):
-    """Worker body: fine-tune on `device`, yielding progress; returns the new checkpoint.
+def _model_threshold(reference: str) -> float | None:
+    """Worker body: the threshold a checkpoint carries (None if it is not one)."""
+    from razn.errors import RaznError
+    from razn.models import default_threshold
 
-    The new checkpoint is loaded and hashed here too, so the segmenting that
-    follows finds it cached instead of loading it on the GUI thread.
+    try:
+        return default_threshold(reference)
+    except (RaznError, OSError, ValueError):
+        return None
+
+
+def _load_session(path):
+    from razn.session import SegmentationSession
+
+    return SegmentationSession.load(path)
+
+
+def _save(session, path) -> None:
+    with _save_lock:
+        session.save(path)
+
+
+def _session_path_of(session):
+    from razn.session import default_session_path
+
+    return default_session_path(session.slide_path)
+
+
+def _follow_undo(layer, undone, redone) -> None:
+    """Call `undone`/`redone` after the layer's own undo and redo (napari sends no event).
+
+    napari's Ctrl+Z and Ctrl+Shift+Z call `layer.undo()` and `layer.redo()`;
+    wrapping them on this layer object catches those and any script's call.
     """
-    import torch
+    undo, redo = layer.undo, layer.redo
 
-    from razn.devices import threads_beside_gui
-    from razn.training.finetune import finetune_from_corrections, save_finetuned
+    def follow_undo():
+        undo()
+        undone()
 
-    torch.set_num_threads(threads_beside_gui())
-    progress = None
-    for progress in finetune_from_corrections(
-        model, slide, labels, corrected, downsample, iterations=iterations,
-        device=device,
-    ):  # fmt: skip
-        yield progress
-    path = save_finetuned(progress.model)
-    warm_up(str(path))
-    return path
+    def follow_redo():
+        redo()
+        redone()
+
+    layer.undo, layer.redo = follow_undo, follow_redo
 
 
-def _single_shot(ms: int, callback) -> QTimer:
-    timer = QTimer()
+def _set_layer_mpp(layer, mpp: float, source: str) -> None:
+    facts = layer.metadata["razn_slide"]
+    facts["mpp"], facts["mpp_source"] = mpp, source
+    layer.scale = (mpp, mpp)
+    layer.units = ("um", "um")
+
+
+def _single_shot(ms: int, callback, parent) -> QTimer:
+    timer = QTimer(parent)
     timer.setSingleShot(True)
     timer.setInterval(ms)
     timer.timeout.connect(callback)
     return timer
 
 
-def _writable(path: str) -> bool:
-    import os
+def _unwrap(obj):
+    """The object behind napari's plugin proxy (itself when not wrapped)."""
+    return getattr(obj, "__wrapped__", obj)
 
-    return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+
+def _contains(layers, layer) -> bool:
+    return any(_unwrap(other) is _unwrap(layer) for other in layers)
 
 
 def _camera(viewer):

@@ -8,7 +8,7 @@ Writes, in docs/images/:
 - napari-segmented.png: the synthetic sample segmented by the demo model,
   with the zoom heatmap shown;
 - napari-correction.png: a region the pathologist repainted as invasive
-  carcinoma, and the panel counting it.
+  carcinoma, and the panel counting it, classes drawn as outlines only.
 """
 
 from __future__ import annotations
@@ -40,13 +40,11 @@ def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_razn._widget import RaznWidget
-
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 860)
+    viewer.window._qt_window.resize(1500, 980)
     viewer.open(str(SLIDE), plugin="napari-razn")
-    widget = RaznWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="RAZN", area="right")
+    # Docked as the Plugins menu docks it.
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
     app = QApplication.instance()
     deadline = time.monotonic() + 30
     while not widget.tissue_label.value.endswith("of the slide") and time.monotonic() < deadline:
@@ -58,13 +56,14 @@ def main() -> int:
 
     # The sample, segmented whole by the demo model.
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 860)
+    viewer.window._qt_window.resize(1500, 980)
     viewer.open_sample("napari-razn", "synthetic-slide")
     viewer.layers["ground truth"].visible = False
-    widget = RaznWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="RAZN", area="right")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
     widget.device_picker.value = "cpu"
-    # The slider starts at the demo's own threshold, as a user sees it.
+    # The slider starts at the demo's own threshold (read in the background), as a user sees it.
+    while widget._threshold_of != "demo":
+        settle(app, 0.1)
     widget.segment_slide()
     deadline = time.monotonic() + 120
     while widget.runner.running and time.monotonic() < deadline:
@@ -83,6 +82,7 @@ def main() -> int:
     )
     layer.data_setitem((rows.ravel(), cols.ravel()), 4)
     viewer.layers.selection.active = layer
+    widget.outline.value = True  # outlines only: the tissue under the classes shows
     settle(app, 2.0)
     shoot(viewer, "napari-correction.png")
     viewer.close()

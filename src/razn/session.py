@@ -21,13 +21,16 @@ import math
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from razn.areas import class_areas_mm2
 from razn.atomic import atomic_path
 from razn.errors import RaznError
-from razn.inference.tiling import TileGrid
+
+if TYPE_CHECKING:
+    from razn.inference.tiling import TileGrid
 
 FORMAT = "razn-session/1"
 #: The arrays a session saves, restores and snapshots.
@@ -67,6 +70,8 @@ class SegmentationSession:
         self.zoomed = np.zeros(tiles, bool)
         self.done = np.zeros(tiles, bool)
         self.settings = dict(settings or {})
+        #: What made the labels shown: {"model": reference}; the threshold is in `settings`.
+        self.made_by: dict = {}
 
     # -- settings -------------------------------------------------------------
     def use_settings(self, settings: dict) -> bool:
@@ -78,10 +83,20 @@ class SegmentationSession:
         return True
 
     # -- results --------------------------------------------------------------
-    def apply(self, result) -> tuple[slice, slice]:
-        """Take one `razn.inference.TileResult`; returns the label-grid region it changed."""
+    def apply(self, result, tissue=None) -> tuple[slice, slice]:
+        """Take one `razn.inference.TileResult`; returns the label-grid region it changed.
+
+        Glass is no class: a glass tile (`tissue` False: no network saw it)
+        stays 0, transparent and outside every class area, though it counts
+        as done; with the slide's `razn.tissue.TissueMask`, so do the label
+        pixels of a tissue tile whose centre the mask calls glass.
+        """
         rows, cols, nr, nc = self.grid.label_slices(result.row, result.col)
         tile = result.labels[:nr, :nc]
+        if not getattr(result, "tissue", True):
+            tile = np.zeros_like(tile)
+        elif tissue is not None:
+            tile = np.where(self._tissue_in(tissue, rows, cols), tile, 0).astype(tile.dtype)
         self.predictions[rows, cols] = tile
         keep = self.corrected[rows, cols]
         self.labels[rows, cols] = np.where(keep, self.labels[rows, cols], tile)
@@ -89,6 +104,18 @@ class SegmentationSession:
         self.zoomed[result.row, result.col] = result.zoomed
         self.done[result.row, result.col] = True
         return rows, cols
+
+    def _tissue_in(self, tissue, rows: slice, cols: slice) -> np.ndarray:
+        """Whether each label pixel of a region has its centre on tissue."""
+        d = self.grid.downsample
+        dx, dy = tissue.downsample_xy
+        ys = ((np.arange(rows.start, rows.stop) + 0.5) * d / dy).astype(int)
+        xs = ((np.arange(cols.start, cols.stop) + 0.5) * d / dx).astype(int)
+        mask = tissue.mask
+        inside_r = (ys >= 0) & (ys < mask.shape[0])
+        inside_c = (xs >= 0) & (xs < mask.shape[1])
+        on = mask[np.ix_(np.clip(ys, 0, mask.shape[0] - 1), np.clip(xs, 0, mask.shape[1] - 1))]
+        return on & inside_r[:, None] & inside_c[None, :]
 
     def mark_corrected(self, indices) -> None:
         """Record pixels the pathologist painted (napari paint-event indices)."""
@@ -108,19 +135,35 @@ class SegmentationSession:
         return class_areas_mm2(counts, classes, self.grid.downsample, self.mpp)
 
     # -- what to do next -------------------------------------------------------
-    def tiles_for_view(self, region: tuple[float, float, float, float]) -> list[tuple[int, int]]:
-        """Undone tiles in a level-0 region (x, y, w, h), nearest its centre first."""
+    def tiles_for_view(
+        self, region: tuple[float, float, float, float], margin: float = 0.0
+    ) -> list[tuple[int, int]]:
+        """Undone tiles in a level-0 region (x, y, w, h), nearest its centre first.
+
+        margin : then the tiles of a border this fraction of the region's size
+            wide on each side (what the next pan will show), nearest first too.
+        """
         x, y, w, h = region
         cx, cy = x + w / 2, y + h / 2
         t = self.grid.tile_size
-        todo = [tile for tile in self.grid.tiles_in(region) if not self.done[tile]]
-        return sorted(
-            todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
-        )
+
+        def nearest_first(tiles):
+            todo = [tile for tile in tiles if not self.done[tile]]
+            return sorted(
+                todo, key=lambda rc: math.hypot((rc[1] + 0.5) * t - cx, (rc[0] + 0.5) * t - cy)
+            )
+
+        visible = nearest_first(self.grid.tiles_in(region))
+        if margin <= 0:
+            return visible
+        wider = (x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin))
+        seen = set(self.grid.tiles_in(region))
+        return visible + nearest_first(t for t in self.grid.tiles_in(wider) if t not in seen)
 
     def copy(self) -> SegmentationSession:
         """An independent copy (to save in a thread while painting goes on)."""
         twin = SegmentationSession(self.slide_path, self.grid, self.mpp, self.settings)
+        twin.made_by = dict(self.made_by)
         for name in ARRAYS:
             setattr(twin, name, getattr(self, name).copy())
         return twin
@@ -140,6 +183,7 @@ class SegmentationSession:
                 "patch_size": self.grid.patch_size,
             },
             "settings": self.settings,
+            "made_by": self.made_by,
         }
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             arrays = {name: getattr(self, name) for name in ARRAYS}
@@ -148,6 +192,8 @@ class SegmentationSession:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SegmentationSession:
+        from razn.inference.tiling import TileGrid
+
         path = Path(path)
         try:
             # Our own handle: np.load leaves a file open when the zip is bad.
@@ -160,6 +206,7 @@ class SegmentationSession:
                     tuple(g["slide_shape"]), g["tile_size"], g["downsample"], g["patch_size"]
                 )
                 session = cls(meta["slide"], grid, meta["mpp"], meta["settings"])
+                session.made_by = dict(meta.get("made_by") or {})
                 for name in ARRAYS:
                     array = data[name]
                     expected = getattr(session, name)
@@ -169,3 +216,26 @@ class SegmentationSession:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             raise RaznError(f"cannot restore the session: {error}", path) from None
         return session
+
+
+def _mpp_path(slide_path) -> Path:
+    session = default_session_path(slide_path)
+    return session.with_name(session.name.replace(".razn-session.npz", ".mpp.json"))
+
+
+def remember_mpp(slide_path, mpp: float) -> Path:
+    """Keep a pixel size the user set for a slide that does not record one."""
+    path = _mpp_path(slide_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"slide": str(Path(slide_path).resolve()), "mpp": mpp}))
+    return path
+
+
+def remembered_mpp(slide_path) -> float | None:
+    """The pixel size the user set for this slide before, if any (None if unreadable)."""
+    try:
+        value = json.loads(_mpp_path(slide_path).read_text())["mpp"]
+        return float(value) if float(value) > 0 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

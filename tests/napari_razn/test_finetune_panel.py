@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 
-import napari_razn._widget as widget_module
+import napari_razn._improve as widget_module
 from napari_razn._layers import CLASSES_LAYER
 from tests.napari_razn.test_segmentation_panel import open_panel, wait_idle
 
@@ -34,11 +34,14 @@ def test_improve_the_model_from_corrections(
     qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
     assert widget.progress_label.value == "cancelled" and not new.exists()
     assert widget.model_input.value == str(checkpoint)
+    widget.threshold.value = 0.35  # the user's threshold outlives the fine-tuning
     widget.improve_model()
     assert "improving" in widget.progress_label.value
     qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
     assert new.is_file()
     assert widget.model_input.value == str(new)
+    qtbot.wait(200)  # a threshold read for the new model would have landed by now
+    assert widget.threshold.value == 0.35
     wait_idle(qtbot, widget)  # the view is segmented again with the new model
     from razn.inference.store import model_identity
     from razn.models import read_metadata

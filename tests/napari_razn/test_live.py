@@ -1,4 +1,4 @@
-"""The segmentation runner applies results in slices, so a burst never freezes the GUI."""
+"""The segmentation runner applies results in slices, each with the run that made it."""
 
 from __future__ import annotations
 
@@ -6,37 +6,41 @@ import time
 
 from napari_razn import _live
 from napari_razn._live import SegmentationRunner
+from napari_razn._workers import Workers
 
 
 def test_a_burst_of_results_is_applied_over_several_turns(qtbot, monkeypatch):
     monkeypatch.setattr(_live, "APPLY_BUDGET_S", 0.02)
     applied, done = [], []
 
-    def slow_apply(result):
+    def slow_apply(run, result):
         time.sleep(0.005)  # a tile's repaint
-        applied.append(result)
+        applied.append((run, result))
 
-    runner = SegmentationRunner(slow_apply, lambda: done.append(True), print)
-    worker = runner.worker = object()  # stands for a started worker
+    runner = SegmentationRunner(Workers(), slow_apply, done.append, print)
+    runner.worker, runner.run = object(), "run 1"  # stand for a started worker and its run
     for tile in range(40):  # a slide's glass tiles arrive at once
-        runner._yielded(tile)
-    runner._finished(worker)  # the worker ends with its results still queued
+        runner._yielded("run 1", tile)
+    runner._finished("run 1")  # the worker ends with its results still queued
     assert runner.running and not applied
     runner._drain()  # one event-loop turn's worth
     assert 0 < len(applied) <= 5 and not done
     qtbot.waitUntil(lambda: bool(done), timeout=5000)
-    assert applied == list(range(40)) and runner.finished == 40
-    assert done == [True] and not runner.running
+    assert applied == [("run 1", t) for t in range(40)] and runner.finished == 40
+    assert done == ["run 1"] and not runner.running
 
 
-def test_results_received_before_a_cancel_are_still_applied(qtbot):
-    applied, done = [], []
-    runner = SegmentationRunner(applied.append, lambda: done.append(True), print)
-    worker = runner.worker = type("Worker", (), {"quit": lambda self: None})()
-    runner._stop = [False]
-    runner._yielded("a finished tile")
+def test_queued_results_keep_their_run(qtbot):
+    """After a cancel and a new run, the old run's queued results still say which run they are."""
+    applied = []
+    runner = SegmentationRunner(Workers(), lambda run, r: applied.append((run, r)), print, print)
+    runner.worker, runner.run, runner._stop = object(), "old", [False]
+    runner._workers.quit = lambda worker: None
+    runner._yielded("old", "a finished tile")
     runner.cancel()
     assert not runner.running
-    runner._finished(worker)  # the cancelled worker's end is not the run's
-    qtbot.waitUntil(lambda: applied == ["a finished tile"], timeout=5000)
-    assert not done
+    runner.run = "new"  # another run started meanwhile
+    runner._yielded("new", "its tile")
+    qtbot.waitUntil(lambda: len(applied) == 2, timeout=5000)
+    assert applied == [("old", "a finished tile"), ("new", "its tile")]
+    assert runner.finished == 1  # only the current run's result counts in its progress

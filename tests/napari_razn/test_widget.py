@@ -43,17 +43,67 @@ def test_panel_without_a_slide(make_napari_viewer):
     assert widget.slide_layer is None
 
 
-def test_the_slider_starts_at_the_models_own_threshold(make_napari_viewer, tmp_path):
+def test_the_slider_starts_at_the_models_own_threshold(make_napari_viewer, qtbot, tmp_path):
     from razn.models import build_model, default_threshold, save_checkpoint
 
     widget = RaznWidget(make_napari_viewer())
-    assert widget.threshold.value == pytest.approx(default_threshold("demo"))
+    # Read in a worker (it imports torch), so it arrives a moment later.
+    qtbot.waitUntil(lambda: widget.threshold.value == pytest.approx(default_threshold("demo")))
     tuned = save_checkpoint(build_model("razn-small"), tmp_path / "tuned.safetensors",
                             training={"default_threshold": 0.3})  # fmt: skip
     widget.model_input.value = str(tmp_path / "tun")  # being typed: not a checkpoint yet
     assert widget.threshold.value == pytest.approx(default_threshold("demo"))
     widget.model_input.value = str(tuned)
-    assert widget.threshold.value == pytest.approx(0.3)
+    qtbot.waitUntil(lambda: widget.threshold.value == pytest.approx(0.3))
     widget.threshold.value = 0.7  # the user's choice stands while the model does
     widget._use_model_threshold()
     assert widget.threshold.value == pytest.approx(0.7)
+
+
+def test_the_files_mpp_is_locked_and_a_users_is_remembered(make_napari_viewer, qtbot, cmu_svs,
+                                                           tcga_svs):  # fmt: skip
+    viewer = make_napari_viewer()
+    viewer.open(str(cmu_svs), plugin="napari-razn")
+    widget = RaznWidget(viewer)
+    # Prefilled from the file and locked: one click cannot override it.
+    assert widget.mpp_input.value == pytest.approx(0.499, abs=1e-3)
+    assert not widget.mpp_input.enabled and not widget.mpp_button.enabled
+    widget.mpp_override.value = True  # an explicit override
+    assert widget.mpp_input.enabled and widget.mpp_button.enabled
+    qtbot.waitUntil(lambda: widget.tissue_label.value.endswith("of the slide"), timeout=20000)
+    # A slide without one: set by the user, and there again on reopening.
+    viewer2 = make_napari_viewer()
+    viewer2.open(str(tcga_svs), plugin="napari-razn")
+    widget2 = RaznWidget(viewer2)
+    assert widget2.mpp_input.enabled
+    widget2.mpp_input.value = 0.5
+    widget2.apply_mpp()
+    qtbot.waitUntil(lambda: widget2.tissue_label.value.endswith("of the slide"), timeout=20000)
+    viewer3 = make_napari_viewer()
+    viewer3.open(str(tcga_svs), plugin="napari-razn")
+    widget3 = RaznWidget(viewer3)
+    np.testing.assert_allclose(viewer3.layers[0].scale, [0.5, 0.5])
+    assert "0.5000 um/px (user, remembered)" in widget3.mpp_label.value
+    qtbot.waitUntil(lambda: widget3.tissue_label.value.endswith("of the slide"), timeout=20000)
+
+
+def test_the_model_and_threshold_that_made_the_labels_come_back(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    from tests.napari_razn.test_segmentation_panel import open_panel, wait_idle
+
+    viewer, widget = open_panel(make_napari_viewer, small_slide, small_checkpoint)
+    widget.threshold.value = 0.35
+    widget.segment_slide()
+    wait_idle(qtbot, widget)
+    assert widget.made_by_label.value == f"{small_checkpoint}, threshold 0.35"
+    widget.save_session()
+    qtbot.waitUntil(lambda: widget._save_worker is None, timeout=10000)
+    viewer2 = make_napari_viewer()
+    viewer2.open(str(small_slide), plugin="napari-razn")
+    widget2 = RaznWidget(viewer2)  # "demo" by default: the restored session says otherwise
+    qtbot.waitUntil(lambda: widget2.session is not None, timeout=10000)
+    assert widget2.model_input.value == str(small_checkpoint)
+    assert widget2.threshold.value == pytest.approx(0.35)
+    assert widget2.made_by_label.value == f"{small_checkpoint}, threshold 0.35"
+    assert not widget2.model_note.visible  # the demo's warning is for the demo only
