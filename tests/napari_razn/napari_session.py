@@ -83,8 +83,8 @@ def main(scenario: str, slide: str, checkpoint: str) -> None:
     elif scenario == "progress":
         apply = widget.controller.apply
 
-        def counting_apply(run, result):
-            region = apply(run, result)
+        def counting_apply(*args, **kwargs):
+            region = apply(*args, **kwargs)
             print(f"applied {widget.controller.applied} {time.time():.3f}", flush=True)
             return region
 

@@ -20,8 +20,9 @@ def session_for(path="a.svs", settings=None):
 def tile(row, col, value=2, tissue=True):
     from razn.inference.engine import TileResult
 
-    return TileResult(row, col, (0, 0, 256, 256), np.full((32, 32), value, np.uint8), 0.5,
-                      False, tissue)  # fmt: skip
+    return TileResult(row=row, col=col, box=(0, 0, 256, 256),
+                      labels=np.full((32, 32), value, np.uint8), zoom_p=0.5, zoomed=False,
+                      tissue=tissue)  # fmt: skip
 
 
 def test_only_the_current_run_of_the_shown_session_is_applied():

@@ -31,7 +31,8 @@ def marking_engine(monkeypatch):
                 return
             time.sleep(0.03)
             labels = np.full((n, n), mark, np.uint8)
-            yield TileResult(row, col, grid.box(row, col), labels, 0.5, False, True, None)
+            yield TileResult(row=row, col=col, box=grid.box(row, col), labels=labels, zoom_p=0.5,
+                             zoomed=False, tissue=True)  # fmt: skip
 
     monkeypatch.setattr(razn.inference, "segment", segment)
 
