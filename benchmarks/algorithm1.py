@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import table1  # noqa: E402  (the same slides, pool and budget as Table 1)
 
+from razn.atomic import write_text_atomic  # noqa: E402
+
 VARIANTS = {
     "paper": {},
     "paper-lr0.01": {"lr": 0.01},
@@ -122,7 +124,7 @@ def run(variant: str, seed: int, cache: str, iterations: int) -> dict:
         result["gains"] = gain_distribution(
             out / "model.safetensors", cache_dir / "fields-quick.safetensors"
         )
-    result_path.write_text(json.dumps(result, indent=1))
+    write_text_atomic(result_path, json.dumps(result, indent=1))
     return result
 
 
@@ -247,7 +249,7 @@ def report(results: list[dict], iterations: int, elapsed: float | None) -> None:
     lines += ["", "![zoom share and zoom gain over training](../images/algorithm1.png)", ""]
     lines += _gain_section(results, iterations)
     path = ROOT / "docs" / "benchmarks" / "algorithm1.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     plot(by_variant)
     print(f"wrote {path}")
 
@@ -354,7 +356,7 @@ def _finished(cache: Path, iterations: int) -> list[dict]:
             result["gains"] = gain_distribution(
                 path.parent / "model.safetensors", cache / "fields-quick.safetensors"
             )
-            path.write_text(json.dumps(result, indent=1))
+            write_text_atomic(path, json.dumps(result, indent=1))
         results.append(result)
     return results
 

@@ -6,6 +6,8 @@ and notifications), kept apart so each module stays about one thing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from napari_razn._models import warm_up
@@ -164,6 +166,12 @@ def _finetune(model, slide, labels, corrected, downsample, iterations, device):
 
 
 def _writable(path: str) -> bool:
-    import os
+    """Whether a file can be written beside `path` (a real write test: see writable_folder)."""
+    from razn.atomic import writable_folder
+    from razn.errors import OutputError
 
-    return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    try:
+        writable_folder(Path(path).resolve().parent)
+    except OutputError:
+        return False
+    return True

@@ -15,6 +15,7 @@ autosave.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -242,8 +243,10 @@ class RaznWidget(ExportAndImprove, Container):
 
         mpp = float(self.mpp_input.value)
         _set_layer_mpp(layer, mpp, "user")
-        with contextlib.suppress(OSError):
+        try:
             remember_mpp(layer.metadata["razn_slide"]["path"], mpp)
+        except OSError as error:
+            self._notify(f"the mpp is used, but could not be remembered: {error}")
         self._leave_session()  # its grid and placement were for the old mpp
         self._shown_path = None
         self.show_slide()
@@ -537,9 +540,7 @@ class RaznWidget(ExportAndImprove, Container):
                 self._notify(f"could not save the session: {error}")
 
     def _session_path(self):
-        from razn.session import default_session_path
-
-        return default_session_path(self.session.slide_path)
+        return _session_path_of(self.session)
 
     def close(self) -> None:
         """The one teardown: timers stop, workers are cancelled and awaited, the session saved.
@@ -559,9 +560,11 @@ class RaznWidget(ExportAndImprove, Container):
         self.controller.close()
         self.workers.shutdown()
         if session is not None and self.autosave.dirty:
-            with contextlib.suppress(Exception):
+            try:
                 _save(session.copy(), _session_path_of(session))
                 self.autosave.saved()
+            except Exception:  # the window is going: leave a trace, not a pop-up
+                logging.getLogger(__name__).exception("could not save the session on close")
 
     # -- segmenting ---------------------------------------------------------------
     def _prepare(self):

@@ -112,7 +112,8 @@ def run(args) -> int:
         done = (
             f"wrote a {width}x{height} label grid (downsample {args.downsample}) to {args.output}"
         )
-    print("\n".join(notes), file=sys.stderr)
+    if notes:
+        print("\n".join(notes), file=sys.stderr)
     print(done)
     return 0
 

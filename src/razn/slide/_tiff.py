@@ -154,7 +154,7 @@ class _TiffPixels:
         import dask.array as da
 
         shape = _level_shape(self._series.levels[index], self._channel_axis)
-        # Chunk reads skip the tile cache: dask and napari cache whole chunks.
+        # Chunk reads skip the tile cache: dask caches whole chunks.
         window = LevelView(functools.partial(self.read, index, cache=False), shape)
         return da.from_array(
             window,

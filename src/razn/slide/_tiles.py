@@ -21,8 +21,9 @@ drops them, so a long read (the cache full) faults in no fresh memory per
 tile; the kernel's page faults were a quarter of a read's CPU time.
 
 Decoded tiles go into a small LRU cache when the caller asks (neighbouring
-regions share tiles); chunk reads for dask and napari skip it, since those
-have their own caches and would only evict the tiles regions share. Levels
+regions share tiles, and so do napari's views, which read through
+`Slide.level_views`); chunk reads for dask skip it, since dask caches whole
+chunks and would only evict the tiles regions share. Levels
 this module does not handle (strips, planar storage) fall back to the zarr
 store in `_tiff.py`.
 """

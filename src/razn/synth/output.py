@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from razn.atomic import atomic_path
+from razn.atomic import atomic_path, writable_folder
 from razn.errors import RaznError
 
 __all__ = ["SynthResult", "atomic_companions", "companion_paths"]
@@ -71,12 +71,6 @@ def atomic_companions(
 
 def _check_writable(image: Path) -> None:
     """Refuse, before any rendering, an output whose folder is missing or read-only."""
-    parent = image.parent if str(image.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise RaznError("is a file, not a folder to write into", parent)
-    if not parent.is_dir():
-        raise RaznError("the output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RaznError("the output folder is not writable", parent)
+    writable_folder(image.parent)  # missing, a file or not writable: one line naming it
     if image.is_dir():
         raise RaznError("is a folder, not a file name", image)
