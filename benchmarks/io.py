@@ -1,6 +1,7 @@
 """Slide reading: open cost, and region throughput beside OpenSlide, tiffslide and fastslide.
 
     python benchmarks/io.py [--quick] [--reps 3] [--workdir /tmp/razn-io] [--json out.json]
+                            [--readers razn fastslide] [--baseline-src DIR]
 
 1. Open time and resident memory added by `razn.open_slide` for a 10k x 10k
    and a 100k x 100k Aperio-style JPEG pyramid (each measured in a fresh
@@ -28,6 +29,11 @@ SVS file is (level 0, a stripped thumbnail, then levels at downsample 4, 16,
 64). Their pixels are tissue-like, not one tissue; for reading speed only
 the codec and the layout matter. Regions on the large slide almost never
 overlap; on the small real slides they do, which is where tile caches help.
+
+`--baseline-src DIR` adds a reader "razn-base": razn imported from DIR
+(say, `git archive <commit> src | tar -x -C /tmp/base`, then DIR is
+/tmp/base/src), run interleaved with the others, so a change is measured
+against the code before it in the same minutes of a shared machine.
 """
 
 from __future__ import annotations
@@ -231,12 +237,22 @@ def worker(name: str, path: Path, side: int, count: int, seed: int) -> dict:
     }
 
 
+#: Where "razn-base" imports razn from (`--baseline-src`).
+BASELINE_SRC: Path | None = None
+
+
 def run_worker(name: str, path: Path, side: int, count: int, seed: int) -> dict:
+    env = None
+    if name == "razn-base":
+        # The same worker, with the baseline's razn first on the path.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASELINE_SRC), str(ROOT)])}
+        name = "razn"
     out = subprocess.run(
         [sys.executable, __file__, "--worker", name, str(path), str(side), str(count), str(seed)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -298,8 +314,21 @@ def main() -> int:
         "--large-only", action="store_true", help="compare on the large slide only"
     )
     parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES), help="region sizes")
+    parser.add_argument(
+        "--readers", nargs="+", default=list(READERS), help="readers to compare (razn first)"
+    )
+    parser.add_argument(
+        "--baseline-src", type=Path, help="also run razn imported from this folder (razn-base)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    readers = tuple(args.readers)
+    if readers[0] != "razn":
+        parser.error("--readers must start with razn")
+    if args.baseline_src:
+        global BASELINE_SRC
+        BASELINE_SRC = args.baseline_src.resolve()
+        readers += ("razn-base",)
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     sizes = [10_000] if args.quick else [10_000, 100_000]
@@ -336,15 +365,19 @@ def main() -> int:
         with open(path, "rb") as fh:  # into the OS page cache, for every reader alike
             while fh.read(1 << 24):
                 pass
-    names = " | ".join(READERS)
-    ratios = " | ".join(f"razn / {name}" for name in READERS[1:])
+    names = " | ".join(readers)
+    ratios = " | ".join(f"razn / {name}" for name in readers[1:])
     print(
         f"\nMP/s, best of {args.reps}; ratio > 1: razn faster\n"
-        f"| slide | px | pass | {names} | {ratios} | CPU ms per MP ({', '.join(READERS)}) |"
-        "\n|---|---|---|" + "---|" * 8
+        f"| slide | px | pass | {names} | {ratios} | CPU ms per MP ({', '.join(readers)}) |"
+        "\n|---|---|---|" + "---|" * (2 * len(readers))
     )
     for path in paths:
-        report["read"].extend(compare_readers(path, args.regions, args.reps, sides=args.sides))
+        print(f"load average before {path.name}: {os.getloadavg()}", flush=True)
+        report["read"].extend(
+            compare_readers(path, args.regions, args.reps, readers=readers, sides=args.sides)
+        )
+    print(f"load average at the end: {os.getloadavg()}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

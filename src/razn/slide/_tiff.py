@@ -203,7 +203,7 @@ def _check_sizes(path: Path, series) -> None:
                 height, width = int(page.imagelength), int(page.imagewidth)
                 expected = math.prod(page.chunked)
                 stored = len(page.dataoffsets)
-                stored_bytes = sum(int(n) for n in page.databytecounts)
+                stored_bytes = int(np.sum(page.databytecounts, dtype=np.int64))
             except Exception as error:  # a zero tile size, a missing table, ...
                 raise SlideError(
                     f"level {index} has a damaged tile or strip layout: {error}", path
