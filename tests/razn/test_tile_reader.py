@@ -129,20 +129,85 @@ def test_derived_level_views_match_the_dask_levels(cmu_svs):
             np.testing.assert_array_equal(view[101:333, 7:519], np.asarray(level[101:333, 7:519]))
 
 
-def test_reading_regions_does_not_import_dask(cmu_svs, tmp_path):
-    """Opening a slide and reading a region costs no dask (or zarr) import."""
+@pytest.mark.parametrize("kind", ["svs", "png"])
+def test_reading_regions_does_not_import_dask(kind, cmu_svs, tmp_path):
+    """Opening a slide (or a plain image) and reading a region costs no
+    dask (or zarr) import."""
     import subprocess
 
+    from PIL import Image
+
+    path = cmu_svs
+    if kind == "png":
+        path = tmp_path / "image.png"
+        Image.fromarray(np.full((300, 400, 3), 200, np.uint8)).save(path)
     code = (
         "import sys, razn\n"
-        f"s = razn.open_slide({str(cmu_svs)!r})\n"
-        "s.read_region((0, 0), (512, 512), downsample=1)\n"
+        f"s = razn.open_slide({str(path)!r}, mpp=0.5)\n"
+        "s.read_region((0, 0), (256, 256), downsample=1)\n"
         "print(sorted(m for m in ('dask', 'dask.array', 'zarr') if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_tile_cache_grows_only_when_reads_come_back():
+    """A pass that never returns to a tile keeps the cache at its start size
+    (no 64 MB of fresh memory filled for nothing); a tile decoded again
+    after eviction grows it, up to the limit."""
+    from razn.slide._tiles import TileCache
+
+    shape = (256, 256, 3)
+    nbytes = 256 * 256 * 3
+    cache = TileCache(max_bytes=64 * nbytes, start_bytes=4 * nbytes)
+
+    def held() -> int:
+        return sum(tile.nbytes for tile in cache._tiles.values())
+
+    for key in range(200):  # a scan: every tile new
+        cache.put(key, cache.buffers.take(shape))
+    assert held() == 4 * nbytes
+    assert cache.get(199) is not None and cache.get(0) is None
+    cache.put(190, cache.buffers.take(shape))  # evicted, then asked for again
+    assert cache.capacity == 8 * nbytes
+    for key in range(180, 200):  # a working set of 20 tiles, read over and over
+        cache.put(key, cache.buffers.take(shape))
+    for _ in range(3):
+        for key in range(180, 200):
+            if cache.get(key) is None:
+                cache.put(key, cache.buffers.take(shape))
+    assert all(cache.get(key) is not None for key in range(180, 200))
+    assert 20 * nbytes <= held() <= 64 * nbytes
+    for key in range(1000, 1400):  # however many re-reads, never past the limit
+        cache.put(key, cache.buffers.take(shape))
+        cache.put(key - 3, cache.buffers.take(shape))
+    assert held() <= 64 * nbytes and cache.capacity <= 64 * nbytes
+
+
+def test_regions_read_again_come_from_the_cache(cmu_svs):
+    """Overlapping regions (CMU is small): the cache grows to hold them, so
+    the second pass over the same regions decodes next to nothing."""
+    with razn.open_slide(cmu_svs) as slide:
+        reader = slide._read_stored.__self__._direct[0]
+        decoded = []
+        decode = reader._decode
+        reader._decode = lambda index, data: decoded.append(index) or decode(index, data)
+        height, width = slide.shape
+        rng = np.random.default_rng(1)
+        boxes = [
+            (int(rng.integers(0, width - 512)), int(rng.integers(0, height - 512)))
+            for _ in range(40)
+        ]
+        for xy in boxes:
+            slide.read_region(xy, (512, 512), downsample=1)
+        first = len(decoded)
+        for xy in boxes:
+            slide.read_region(xy, (512, 512), downsample=1)
+    tiles = len(set(decoded))
+    assert first < 1.5 * tiles  # each tile decoded about once in the first pass
+    assert len(decoded) - first <= 0.05 * tiles
 
 
 def test_tile_buffers_recycle_only_tiles_no_one_holds():
@@ -156,13 +221,13 @@ def test_tile_buffers_recycle_only_tiles_no_one_holds():
     def address(array):
         return array.__array_interface__["data"][0]
 
-    cache = TileCache(max_bytes=nbytes)
+    cache = TileCache(max_bytes=nbytes, start_bytes=nbytes)
     cache.put("a", cache.buffers.take(shape))
     evicted = address(cache._tiles["a"])
     cache.put("b", cache.buffers.take(shape))  # evicts "a", which no one holds
     assert address(cache.buffers.take(shape)) == evicted
 
-    cache = TileCache(max_bytes=nbytes)
+    cache = TileCache(max_bytes=nbytes, start_bytes=nbytes)
     held = cache.buffers.take(shape)
     held[:] = 7
     cache.put("a", held)

@@ -10,11 +10,10 @@ import contextlib
 import threading
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 
 from razn.errors import SlideError
-from razn.slide._levels import _CHUNK_EDGE, build_levels
+from razn.slide._levels import _CHUNK_EDGE, lazy_levels
 from razn.slide._pyramid import Slide
 
 #: Plain images are decoded whole; anything larger should be a tiled TIFF.
@@ -66,7 +65,13 @@ def open_image(path: Path) -> Slide:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise SlideError(f"cannot decode the image: {error}", path) from None
-    level0 = da.from_array(pixels, chunks=(_CHUNK_EDGE, _CHUNK_EDGE, 3))
+
+    def dask_level(index):
+        # Built on first use of `Slide.levels`: opening and reading an image
+        # import no dask.
+        import dask.array as da
+
+        return da.from_array(pixels, chunks=(_CHUNK_EDGE, _CHUNK_EDGE, 3))
 
     def read_stored(index, y0, y1, x0, x1):
         return pixels[y0:y1, x0:x1].copy()  # callers may write into what they get
@@ -74,7 +79,7 @@ def open_image(path: Path) -> Slide:
     return Slide(
         path,
         "image",
-        build_levels([level0], stored_count=1),
+        lazy_levels([pixels.shape[:2]], dask_level),
         mpp=None,
         mpp_source=None,
         magnification=None,

@@ -138,7 +138,7 @@ def _halve_window(finer: LevelView, y0: int, y1: int, x0: int, x1: int) -> np.nd
     return np.asarray(Image.fromarray(block).reduce(2))
 
 
-def build_levels(stored: list[da.Array], stored_count: int | None = None) -> list[Level]:
+def build_levels(stored: list[da.Array]) -> list[Level]:
     """Pyramid levels from stored arrays, adding lazily derived coarser ones.
 
     A file with one level (or a pyramid that stops early) gets 2x coarser
