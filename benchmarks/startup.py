@@ -1,6 +1,6 @@
 """Start-up time a user feels at the prompt: `razn --help`, `razn info`, `import razn`.
 
-    python benchmarks/startup.py [--runs 7] [--json out.json]
+    python benchmarks/startup.py [--runs 7] [--json out.json] [--baseline-src DIR]
 
 Each command runs in a fresh interpreter (nothing imported, file cache warm
 after the first run), interleaved with `python -c pass` as the baseline the
@@ -8,6 +8,11 @@ interpreter itself costs; the figure is the best wall time of N runs, so a
 busy moment on a shared machine does not count against a command. It also
 lists which heavy modules each command imports (dask.array, torch, zarr,
 tifffile, scipy, PIL), since those are what make a command slow.
+
+`--baseline-src DIR` also times every razn command with razn imported
+from DIR (say, `git archive <commit> src | tar -x -C /tmp/base`, then DIR
+is /tmp/base/src), interleaved with the current code, so a change is
+measured against the code before it in the same minutes.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ _REPORT = (
 )
 
 
-def time_once(code: str) -> tuple[float, list[str]]:
+def time_once(code: str, src: Path | None = None) -> tuple[float, list[str]]:
     env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = f"{src}{os.pathsep}{ROOT}"
     env.setdefault("PYTHONPATH", f"{ROOT / 'src'}{os.pathsep}{ROOT}")
     start = time.perf_counter()
     out = subprocess.run(
@@ -71,20 +78,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="also time the razn commands with razn from here"
+    )
     args = parser.parse_args()
 
-    best = {name: float("inf") for name in COMMANDS}
+    runs = [(name, code, None) for name, code in COMMANDS.items()]
+    if args.baseline_src:
+        src = args.baseline_src.resolve()
+        runs += [(f"{name} (baseline)", code, src) for name, code in list(COMMANDS.items())[1:]]
+    best = {name: float("inf") for name, _, _ in runs}
     modules = {}
+    loads = [os.getloadavg()[0]]
     for _ in range(args.runs):
         # Interleaved, so drift on a shared machine hits every command alike.
-        for name, code in COMMANDS.items():
-            seconds, imported = time_once(code)
+        for name, code, src in runs:
+            seconds, imported = time_once(code, src)
             best[name] = min(best[name], seconds)
             modules[name] = imported
+        loads.append(os.getloadavg()[0])
     base = best["python -c pass"]
+    print(f"\nload average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}")
     print(f"\n| command | best of {args.runs} (s) | above `python -c pass` (s) | heavy imports |")
     print("|---|---|---|---|")
-    for name in COMMANDS:
+    for name, _, _ in runs:
         heavy = ", ".join(modules[name]) or "none"
         print(f"| `{name}` | {best[name]:.3f} | {best[name] - base:+.3f} | {heavy} |")
     if args.json:
