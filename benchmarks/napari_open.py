@@ -13,6 +13,11 @@ user's first slide does. Then the layer is removed and the same slide opened aga
 same process ("again"): what the next slide costs. Plugins alternate, their
 order rotating, and each figure is the median of N runs.
 
+"floor" is napari's own share: the same pyramid shapes and layer
+arguments added with `viewer.add_image`, reading constant pixels (no
+file, no decoding, no reader plugin, no "Opening Files" progress bar);
+what a plugin adds is its time above the floor.
+
 napari-wsi (1.3.0, OpenSlide backend; the `compare-napari` extra, which
 `make test` does not install) is found where it is installed: the
 benchmark's environment, or a folder named by --wsi-site (put on sys.path
@@ -40,7 +45,7 @@ SLIDES = {
     / "CMU-1-Small-Region.svs",
     "100k x 100k pyramid": Path("/tmp/razn-io/synthetic-100000.svs"),
 }
-PLUGINS = ("napari-razn", "napari-wsi")
+PLUGINS = ("napari-razn", "napari-wsi", "floor")
 # The most a run may wait for the first frame before it counts as a failure.
 TIMEOUT_S = 60
 
@@ -65,9 +70,14 @@ def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
             drawn.append(time.perf_counter())
 
     canvas.events.draw.connect(on_draw)
+    if plugin == "floor":
+        data, kwargs = _blank_pyramid(path)
     before = _rss_mb()
     start = time.perf_counter()
-    [layer] = viewer.open(str(path), plugin=plugin)
+    if plugin == "floor":
+        layer = viewer.add_image(data, **kwargs)
+    else:
+        [layer] = viewer.open(str(path), plugin=plugin)
     canvas.update()
     while not drawn:
         QApplication.processEvents()
@@ -77,6 +87,27 @@ def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
     seconds = drawn[0] - start
     canvas.events.draw.disconnect(on_draw)
     return seconds, _rss_mb() - before, layer
+
+
+def _blank_pyramid(path: Path):
+    """napari's own floor: a layer with the slide's level shapes and
+    napari-razn's layer arguments, whose reads cost nothing (constant
+    pixels, no file, no decoding), added with `viewer.add_image` (no
+    plugin, no reader, no "Opening Files" progress bar)."""
+    import numpy as np
+
+    import razn
+    from napari_razn._reader import slide_layer_data
+    from razn.slide import LevelView
+
+    with razn.open_slide(path) as slide:
+        _, kwargs, _ = slide_layer_data(slide)
+        shapes = [view.shape[:2] for view in slide.level_views]
+
+    def blank(y0, y1, x0, x1):
+        return np.full((y1 - y0, x1 - x0, 3), 200, np.uint8)
+
+    return [LevelView(blank, shape) for shape in shapes], kwargs
 
 
 def child(plugin: str, path: Path) -> dict:
@@ -111,10 +142,14 @@ def child(plugin: str, path: Path) -> dict:
     }
 
 
-def run_child(plugin: str, path: Path, wsi_site: Path | None) -> dict:
+def run_child(plugin: str, path: Path, wsi_site: Path | None, baseline: Path | None) -> dict:
     env = dict(os.environ)
     if plugin == "napari-wsi" and wsi_site is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wsi_site), env.get("PYTHONPATH")]))
+    if plugin == "napari-razn (baseline)":
+        # The baseline's razn and napari_razn first on the path.
+        env["PYTHONPATH"] = os.pathsep.join([str(baseline / "src"), str(baseline)])
+        plugin = "napari-razn"
     out = subprocess.run(
         [sys.executable, __file__, "--child", plugin, str(path)],
         capture_output=True,
@@ -137,23 +172,35 @@ def main() -> int:
         "--wsi-site", type=Path, help="folder holding napari-wsi, if not installed"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--plugins", nargs="+", default=list(PLUGINS), help="what to compare")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a folder with an older src/ and napari_razn/: adds 'napari-razn (baseline)'",
+    )
     args = parser.parse_args()
+    plugins = tuple(args.plugins)
+    if args.baseline:
+        plugins += ("napari-razn (baseline)",)
 
     missing = [name for name, path in SLIDES.items() if not path.exists()]
     if missing:
         print(f"missing {missing}: run benchmarks/io.py first to write the 100k pyramid")
         return 1
-    results = {(slide, plugin): [] for slide in SLIDES for plugin in PLUGINS}
+    results = {(slide, plugin): [] for slide in SLIDES for plugin in plugins}
+    loads = [os.getloadavg()[0]]
     for rep in range(args.reps):
         for slide, path in SLIDES.items():
-            order = PLUGINS if rep % 2 == 0 else PLUGINS[::-1]
+            order = plugins[rep % len(plugins) :] + plugins[: rep % len(plugins)]
             for plugin in order:
-                result = run_child(plugin, path, args.wsi_site)
+                result = run_child(plugin, path, args.wsi_site, args.baseline)
+                loads.append(os.getloadavg()[0])
                 results[slide, plugin].append(result)
                 print(f"{slide} {plugin}: {result}", file=sys.stderr, flush=True)
 
     print(
-        f"\nmedian of {args.reps} fresh processes\n"
+        f"\nmedian of {args.reps} fresh processes; load average (1 min) "
+        f"{min(loads):.1f}-{max(loads):.1f}\n"
         "| slide | plugin | first open to first frame (s) | memory added (MB) "
         "| next open (s) | next open memory (MB) |\n|---|---|---|---|---|---|"
     )

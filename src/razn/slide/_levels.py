@@ -9,6 +9,7 @@ store are derived by halving the one before (`lazy_levels`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 # that a 100k x 100k level is ~10k chunks (a cheap graph), small enough that
 # a napari view decodes little more than it shows.
 _CHUNK_EDGE = 1024
+
+# A derived level up to this many pixels is computed whole on its first read
+# and kept (12 MB at most): the coarsest levels, which a viewer shows whole.
+_KEPT_DERIVED_PIXELS = 4_000_000
+# Output rows a derived window is averaged by at a time.
+_HALVE_BAND_ROWS = 256
 
 # Single-level files get coarser levels computed lazily down to this size,
 # so napari can show the whole slide without reading level 0 at once.
@@ -126,16 +133,48 @@ def _cover(key, n: int):
     return lo, int(index.max()) + 1, index - lo
 
 
+class DerivedLevelReader:
+    """Reads windows of a level derived from `finer` by 2 x 2 averaging.
+
+    A small derived level (the coarsest ones, which a viewer shows whole:
+    napari's thumbnail and first frame) is computed whole on its first read
+    and kept, so the next read, or the level derived from it, does not
+    average its finer level again; a large one is averaged window by window.
+    """
+
+    def __init__(self, finer: LevelView, shape: tuple[int, int]):
+        self._finer = finer
+        self._shape = shape
+        self._whole: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        height, width = self._shape
+        if height * width > _KEPT_DERIVED_PIXELS:
+            return _halve_window(self._finer, y0, y1, x0, x1)
+        with self._lock:  # napari may slice from several threads
+            if self._whole is None:
+                self._whole = _halve_window(self._finer, 0, height, 0, width)
+        return self._whole[y0:y1, x0:x1].copy()  # callers may write into it
+
+
 def _halve_window(finer: LevelView, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     """Window of the level derived from `finer` by 2 x 2 averaging.
 
     The same pixels as `_halve`'s dask level: the mean rounded half up,
     (a + b + c + d + 2) // 4, which is what PIL's `reduce(2)` computes, in C.
+    The finer window is read and averaged in bands of rows (2 x 2 blocks
+    never straddle one), so halving a large window touches a few MB of
+    fresh memory at a time instead of the whole finer window at once.
     """
     from PIL import Image
 
-    block = finer[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
-    return np.asarray(Image.fromarray(block).reduce(2))
+    out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+    for top in range(y0, y1, _HALVE_BAND_ROWS):
+        bottom = min(top + _HALVE_BAND_ROWS, y1)
+        block = finer[2 * top : 2 * bottom, 2 * x0 : 2 * x1]
+        out[top - y0 : bottom - y0] = np.asarray(Image.fromarray(block).reduce(2))
+    return out
 
 
 def build_levels(stored: list[da.Array]) -> list[Level]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from razn.errors import SlideError
-from razn.slide._levels import Level, LevelView, _halve_window
+from razn.slide._levels import DerivedLevelReader, Level, LevelView
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -90,14 +90,15 @@ class Slide:
 
         What napari shows: indexing decodes only the tiles in view (and
         keeps them in the slide's tile cache), with no dask graph; derived
-        levels average their finer level's window 2 x 2, as `levels` does.
+        levels average their finer level's window 2 x 2, as `levels` does
+        (small ones once, whole: `DerivedLevelReader`).
         """
         views: list[LevelView] = []
         for index, level in enumerate(self._levels):
             if level.stored:
                 read = functools.partial(self._read_window, index)
             else:
-                read = functools.partial(_halve_window, views[-1])
+                read = DerivedLevelReader(views[-1], level.shape)
             views.append(LevelView(read, level.shape))
         return views
 
