@@ -186,6 +186,16 @@ def test_tile_cache_grows_only_when_reads_come_back():
     assert held() <= 64 * nbytes and cache.capacity <= 64 * nbytes
 
 
+def test_costly_tiles_get_the_whole_cache_at_once(cmu_svs, tcga_svs):
+    """JPEG tiles (cheap to decode again) start with a small cache; JPEG 2000
+    tiles (ten times the cost of keeping them) keep everything from the start."""
+    from razn.slide._tiles import DEFAULT_CACHE_BYTES, START_CACHE_BYTES
+
+    for path, capacity in [(cmu_svs, START_CACHE_BYTES), (tcga_svs, DEFAULT_CACHE_BYTES)]:
+        with razn.open_slide(path) as slide:
+            assert slide._read_stored.__self__._direct[0]._cache.capacity == capacity
+
+
 def test_regions_read_again_come_from_the_cache(cmu_svs):
     """Overlapping regions (CMU is small): the cache grows to hold them, so
     the second pass over the same regions decodes next to nothing."""

@@ -106,6 +106,10 @@ class _TiffPixels:
                 level_page = level.pages[0] if len(level.pages) else None
                 if level_page is not None and can_read_directly(level_page):
                     self._direct[index] = TiledLevelReader(read_bytes, level_page, index, cache)
+        if any(not reader.decodes_cheaply for reader in self._direct.values()):
+            # A tile that costs ten times its memory to decode again is
+            # worth keeping from the first read: the whole cache at once.
+            cache.capacity = cache.max_bytes
         self._zarr = None  # zarr arrays of the levels, opened on first need
         self._zarr_lock = threading.Lock()
         self._token = _file_token(path)

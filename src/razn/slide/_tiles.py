@@ -27,7 +27,8 @@ regions share tiles, and so do napari's views, which read through
 only when reads come back to tiles it let go, so a pass that never
 returns to a tile (random regions of a large slide, a whole-slide run)
 recycles a few megabytes instead of filling 64 MB no one reads again.
-Chunk reads for dask skip it, since dask caches whole chunks and would
+Slides whose tiles are costly to decode (JPEG 2000, LZW, ...) get the
+whole cache from the start (`TiledLevelReader.decodes_cheaply`). Chunk reads for dask skip it, since dask caches whole chunks and would
 only evict the tiles regions share. Levels this module does not handle
 (strips, planar storage) fall back to the zarr store in `_tiff.py`.
 """
@@ -235,6 +236,16 @@ class TiledLevelReader:
         self._decode_page = page.decode
         self._jpegtables = page.jpegtables
         self._decode_jpeg = _jpeg_decoder(page)
+
+    @property
+    def decodes_cheaply(self) -> bool:
+        """Whether a tile costs about as little to decode again as to keep.
+
+        JPEG through libjpeg-turbo: 0.2-0.3 ms a tile, about what faulting
+        in the memory to keep it costs. JPEG 2000 and the codecs tifffile
+        decodes cost 10-50 times that, so keeping their tiles always pays.
+        """
+        return self._decode_jpeg is not None
 
     # -- bytes -------------------------------------------------------------
     def _tile_bytes(self, indices: list[int]) -> dict[int, bytes | memoryview]:
