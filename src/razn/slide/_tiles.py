@@ -18,7 +18,7 @@ again as the decoding itself). A window is read in three steps:
 
 Tiles decode into buffers carved from slabs and recycled once the cache
 drops them, so a long read faults in no fresh memory per tile: on this VM
-a page fault costs about 7 us, and the first touch of a megabyte (2 ms)
+a page fault costs 7-10 us, and the first touch of a megabyte (about 2 ms)
 more than decoding it.
 
 Decoded tiles go into an LRU cache when the caller asks (neighbouring
