@@ -129,6 +129,32 @@ def test_derived_level_views_match_the_dask_levels(cmu_svs):
             np.testing.assert_array_equal(view[101:333, 7:519], np.asarray(level[101:333, 7:519]))
 
 
+def test_small_derived_levels_are_averaged_once(cmu_svs, monkeypatch):
+    """napari reads the coarsest level whole (its thumbnail), then the level
+    it shows: a small derived level is computed once and kept, so CMU's
+    level 0 is decoded once; a large one (here: any, by lowering the limit)
+    is averaged window by window, in bands, with the same pixels."""
+    import razn.slide._levels as levels
+
+    with razn.open_slide(cmu_svs) as slide:
+        expected = [np.asarray(level) for level in slide.levels]
+    with razn.open_slide(cmu_svs) as slide:
+        reads = []
+        finest = slide.level_views[0]
+        read = finest._read
+        finest._read = lambda *box: reads.append(box) or read(*box)
+        for view, whole in zip(slide.level_views[1:], expected[1:], strict=True):
+            np.testing.assert_array_equal(view[:, :], whole)
+        area = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in reads)
+        assert area <= slide.shape[0] * slide.shape[1]  # level 0 read once at most
+        np.testing.assert_array_equal(slide.level_views[2][5:99, 7:300], expected[2][5:99, 7:300])
+    monkeypatch.setattr(levels, "_KEPT_DERIVED_PIXELS", 0)
+    monkeypatch.setattr(levels, "_HALVE_BAND_ROWS", 37)
+    with razn.open_slide(cmu_svs) as slide:
+        for view, whole in zip(slide.level_views[1:], expected[1:], strict=True):
+            np.testing.assert_array_equal(view[3:701, 11:500], whole[3:701, 11:500])
+
+
 @pytest.mark.parametrize("kind", ["svs", "png"])
 def test_reading_regions_does_not_import_dask(kind, cmu_svs, tmp_path):
     """Opening a slide (or a plain image) and reading a region costs no
