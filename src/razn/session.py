@@ -107,15 +107,9 @@ class SegmentationSession:
 
     def _tissue_in(self, tissue, rows: slice, cols: slice) -> np.ndarray:
         """Whether each label pixel of a region has its centre on tissue."""
-        d = self.grid.downsample
-        dx, dy = tissue.downsample_xy
-        ys = ((np.arange(rows.start, rows.stop) + 0.5) * d / dy).astype(int)
-        xs = ((np.arange(cols.start, cols.stop) + 0.5) * d / dx).astype(int)
-        mask = tissue.mask
-        inside_r = (ys >= 0) & (ys < mask.shape[0])
-        inside_c = (xs >= 0) & (xs < mask.shape[1])
-        on = mask[np.ix_(np.clip(ys, 0, mask.shape[0] - 1), np.clip(xs, 0, mask.shape[1] - 1))]
-        return on & inside_r[:, None] & inside_c[None, :]
+        from razn.inference.tiling import on_tissue
+
+        return on_tissue(tissue, self.grid.downsample, rows, cols)
 
     def mark_corrected(self, indices) -> None:
         """Record pixels the pathologist painted (napari paint-event indices)."""

@@ -3,8 +3,8 @@
 The napari writer and reader, and the RAZN panel's "Export to QuPath"
 button, work on whole files and whole label grids, and need a few
 decisions that are not napari's business: which classes leave (not 0, and
-not normal by default, because "normal" includes the glass around the
-tissue and would outline the whole slide), what label-grid downsample and
+not normal by default, because the lesions are what a pathologist
+reviews in QuPath), what label-grid downsample and
 extent an imported file is painted at when no slide is open, which slide
 file sits beside an annotation file, how a label layer's scale gives its
 downsample, and whether a generic ``.json`` or ``.xml`` file is an
@@ -40,13 +40,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import shapely
 
-from razn.annotations.geojson import write_geojson
-from razn.annotations.label_grid import rasterize, vectorize
+from razn.annotations.label_grid import rasterize
 from razn.annotations.model import AnnotationSet
-from razn.classes import DEFAULT_CLASSES, NORMAL, UNLABELLED, TissueClass
+from razn.classes import DEFAULT_CLASSES, TissueClass
 
 if TYPE_CHECKING:
-    from razn.label_tiff import LabelGrid
+    from razn.label_grid import LabelGrid
 
 __all__ = [
     "annotation_format",
@@ -81,6 +80,9 @@ def export_label_grid(
 ) -> int:
     """Write a label grid as QuPath GeoJSON annotations in level-0 pixels, atomically.
 
+    The napari writer's and panel's name for `razn.label_grid.export_geojson`
+    (the one banded export), returning the feature count.
+
     Parameters
     ----------
     labels
@@ -98,8 +100,8 @@ def export_label_grid(
         name and colour. Values not in the table (0 among them) are not
         exported.
     include_normal
-        Also export normal tissue (value 1). Off by default: a segmentation
-        labels the glass normal too, so its outline is the slide's edge.
+        Also export normal tissue (value 1). Off by default: the lesions
+        are what a pathologist reviews in QuPath.
     simplify
         Outline tolerance in label pixels (below 0.35 no label pixel
         changes class when the file is rasterised back).
@@ -114,11 +116,13 @@ def export_label_grid(
     int
         The number of features written (0 writes an empty FeatureCollection).
     """
-    values = [
-        c.value for c in classes if c.value != UNLABELLED and (include_normal or c.value != NORMAL)
-    ]
-    regions = vectorize(labels, downsample, simplify=simplify, min_area=min_area, classes=values)
-    return write_geojson(path, regions, classes=classes, mpp=mpp, per_region=per_region)
+    from razn.label_grid import export_geojson
+
+    count, _ = export_geojson(
+        labels, downsample, path, mpp=mpp, classes=classes, include_normal=include_normal,
+        simplify=simplify, min_area=min_area, per_region=per_region,
+    )  # fmt: skip
+    return count
 
 
 def annotation_label_grid(
@@ -150,11 +154,11 @@ def annotation_label_grid(
 
     Returns
     -------
-    razn.label_tiff.LabelGrid
+    razn.label_grid.LabelGrid
         uint8 labels (0 where no region lies), downsample, level-0 shape,
         mpp and class table.
     """
-    from razn.label_tiff import LabelGrid, label_downsample
+    from razn.label_grid import LabelGrid, label_downsample
 
     shapes = annotations.shapes
     if level0_shape is None:

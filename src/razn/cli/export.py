@@ -48,7 +48,7 @@ def run(args) -> int:
     from razn.annotations import vectorize, write_geojson
     from razn.atomic import writable_folder
     from razn.errors import RaznError
-    from razn.label_tiff import read_label_grid
+    from razn.label_grid import read_label_grid
 
     level0_shape, mpp = slide_facts(args.slide, args.mpp)
     writable_folder(Path(args.output).parent)
