@@ -174,9 +174,9 @@ def test_the_threshold_defaults_to_the_models_own(slide_path, model, tmp_path, c
         out = tmp_path / path.stem
         assert main(["segment", str(slide_path), "--model", str(path), "--out", str(out)]) == 0
         store = SegmentationStore.open(out / "ellipse.razn.zarr")
-        assert store.group.attrs["threshold"] == expected
+        assert store.settings["threshold"] == expected
     # An explicit --threshold wins.
     out = tmp_path / "explicit"
     args = ["segment", str(slide_path), "--model", str(tuned), "--out", str(out)]
     assert main([*args, "--threshold", "0.7"]) == 0
-    assert SegmentationStore.open(out / "ellipse.razn.zarr").group.attrs["threshold"] == 0.7
+    assert SegmentationStore.open(out / "ellipse.razn.zarr").settings["threshold"] == 0.7
