@@ -6,7 +6,7 @@ TIFF (`razn.label_grid`) or a zarr array. The slide
 supplies the level-0 size the grid must cover, so a grid made for another
 slide is refused rather than exported misaligned, and the mpp that turns
 ``--min-area`` into label pixels and areas into um^2 for QuPath. The grid
-is read and traced a band of rows at a time (`razn.label_grid.export_geojson`,
+is read and traced a band of rows at a time (`razn.annotations.export.export_geojson`,
 the export `razn segment` and the panel use too).
 """
 
@@ -51,9 +51,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from razn.annotations.export import export_geojson
     from razn.atomic import writable_folder
     from razn.errors import RaznError
-    from razn.label_grid import export_geojson, read_label_grid
+    from razn.label_grid import read_label_grid
 
     level0_shape, mpp = slide_facts(args.slide, args.mpp)
     writable_folder(Path(args.output).parent)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from razn.annotations.export import BAND_ROWS, export_geojson
 from razn.areas import class_areas_mm2
-from razn.label_grid import BAND_ROWS, export_geojson
 
 #: Tiles a store write covers: often enough to lose little on a crash.
 WRITE_EVERY = 32
@@ -188,6 +188,6 @@ def remove_litter(paths: dict[str, Path]) -> list[Path]:
 
 def write_geojson_for(labels, grid, mpp, classes, path) -> int:
     """QuPath annotations of the lesion classes (normal tissue left out): the
-    one banded export, `razn.label_grid.export_geojson`."""
+    one banded export, `razn.annotations.export.export_geojson`."""
     count, _ = export_geojson(labels, grid.downsample, path, mpp=mpp, classes=classes)
     return count

@@ -27,42 +27,38 @@ finished tiles is named with what to do. An old flat store
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import shutil
-import socket
-import uuid
 from pathlib import Path
 
 import numpy as np
-import zarr
 
-from razn.errors import RaznError
+from razn.inference._store_files import (  # noqa: F401 (re-exported)
+    FORMAT,
+    StoreBusy,
+    StoreError,
+    StoreLock,
+    build,
+    create,
+    open_group,
+    recover,
+    repair_or_migrate,
+    store_format,
+    swap_in,
+    temporary_name,
+)
 from razn.inference.tiling import TileGrid
 from razn.label_grid import label_grid_metadata
 from razn.label_grid._ngff import (
     CLASSES_PATH,
     LEGACY_FORMAT,
-    STORE_FORMAT,
     ZOOM_P_PATH,
     ZOOMED_PATH,
-    create_layout,
     update_pyramid,
 )
 
-FORMAT = STORE_FORMAT
-_CHUNK = 1024
 #: Settings that must match for a run to resume a store.
 _MUST_MATCH = ("slide_shape", "threshold", "tile_size", "downsample", "model")
-
-
-class StoreError(RaznError):
-    """A segmentation store cannot be created, resumed or read."""
-
-
-class StoreBusy(StoreError):
-    """Another process is writing the store."""
 
 
 def model_identity(model) -> dict:
@@ -122,60 +118,6 @@ def store_settings(slide, model, grid: TileGrid, threshold: float) -> dict:
     }
 
 
-class StoreLock:
-    """`.<store>.lock` beside a store, held with `flock` by the one process writing it."""
-
-    def __init__(self, path: Path):
-        self.store = path
-        self.path = path.with_name(f".{path.name}.lock")
-        self.fd: int | None = None
-
-    def acquire(self) -> StoreLock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; one writer is the user's care there
-            return self
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-                os.close(fd)
-                raise StoreBusy(
-                    f"another run is writing it ({holder}); wait for it to finish, or write "
-                    "elsewhere",
-                    self.store,
-                ) from None
-            # Its last holder may have removed the file between our open and
-            # our lock: then we hold a lock on a name nobody else sees.
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-        self.fd = fd
-        return self
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # while still held, so no one locks the old file
-        os.close(self.fd)
-        self.fd = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
 class SegmentationStore:
     """An open store; `close` it (or use it as a context manager) to release its lock."""
 
@@ -206,13 +148,14 @@ class SegmentationStore:
         settings = store_settings(slide, model, grid, threshold)
         lock = StoreLock(path).acquire()
         try:
-            _repair_or_migrate(path, settings)
+            recover(path)
+            repair_or_migrate(path, settings)
             if not path.exists():
-                _create(path, grid, model.config.classes, settings)
+                create(path, grid, model.config.classes, settings)
             store = cls.open(path, lock=lock)
             old = store.settings
             for key in _MUST_MATCH:
-                if old.get(key) != settings[key]:
+                if _comparable(key, old.get(key)) != _comparable(key, settings[key]):
                     raise StoreError(
                         f"made with other settings ({key} differs); remove it or write "
                         "elsewhere to start again",
@@ -228,8 +171,8 @@ class SegmentationStore:
         cls, path: str | os.PathLike, *, lock: StoreLock | None = None, mode: str = "r+"
     ) -> SegmentationStore:
         path = Path(path)
-        group = _open_group(path, mode)
-        fmt = _format(group)
+        group = open_group(path, mode)
+        fmt = store_format(group)
         if fmt == LEGACY_FORMAT:
             raise StoreError(
                 "an old-format store (razn-segmentation/1); `razn segment` on it converts it, "
@@ -241,6 +184,7 @@ class SegmentationStore:
         return cls(path, group, lock)
 
     def close(self) -> None:
+        """Release the store's lock (a store opened to read holds none)."""
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -318,159 +262,8 @@ class SegmentationStore:
         }
 
 
-# -- creation, repair and conversion -----------------------------------------------------
-
-
-def _open_group(path: Path, mode: str):
-    if not path.exists():
-        raise StoreError("no such store", path)
-    try:
-        return zarr.open_group(str(path), mode=mode)
-    except Exception as error:  # zarr raises several kinds for "not a group"
-        raise StoreError(f"not a segmentation store ({error})", path) from None
-
-
-def _format(group) -> str | None:
-    razn = group.get("razn")
-    if razn is not None and razn.attrs.get("format"):
-        return razn.attrs["format"]
-    return group.attrs.get("format")
-
-
-def _create(path: Path, grid: TileGrid, classes, settings: dict, fill=None) -> None:
-    """Build the empty store under a unique temporary name, then rename it into place.
-
-    `os.rename` of a folder onto a folder that is not empty fails, so of two
-    processes that both got here (without the lock: another host on a share
-    without flock) one wins and the other's copy is removed, never theirs.
-    """
-    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        tiles = (grid.rows, grid.cols)
-        create_layout(
-            group, label_shape=grid.label_shape, tiles=tiles, downsample=grid.downsample,
-            tile_size=grid.tile_size, mpp=settings["mpp"], classes=classes, chunk=_CHUNK,
-        )  # fmt: skip
-        razn = group.create_group("razn")
-        chunk = tuple(min(_CHUNK, n) for n in grid.label_shape)
-        razn.create_array("done", shape=tiles, dtype="bool", fill_value=False)
-        razn.create_array("tissue", shape=tiles, dtype="bool", fill_value=False)
-        razn.create_array(
-            "corrected", shape=grid.label_shape, chunks=chunk, dtype="bool", fill_value=False
-        )
-        razn.create_array(
-            "predictions", shape=grid.label_shape, chunks=chunk, dtype="uint8", fill_value=0
-        )
-        if fill is not None:
-            fill(group)
-        razn.attrs.update(settings)  # last: a store with attributes is whole
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not path.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _repair_or_migrate(path: Path, settings: dict) -> None:
-    """Under the lock: rebuild a store left broken with nothing done; convert an old one."""
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise StoreError(
-            "exists and is not a segmentation store; move it or write elsewhere", path
-        )
-    try:
-        group = zarr.open_group(str(path), mode="r")
-    except Exception:  # noqa: BLE001 - an empty or half-made folder
-        group = None
-    fmt = _format(group) if group is not None else None
-    if fmt == FORMAT:
-        return
-    if fmt == LEGACY_FORMAT:
-        _migrate(path, group, settings)
-        return
-    done = _any_done(group)
-    if done:
-        raise StoreError(
-            "its attributes are missing but it holds finished tiles; move it aside and run "
-            "again to start afresh",
-            path,
-        )
-    if not _only_zarr_files(path):
-        raise StoreError(
-            "exists and is not a segmentation store; move it or write elsewhere", path
-        )
-    _remove_aside(path)  # nothing finished in it: rebuilt below
-
-
-def _any_done(group) -> bool:
-    if group is None:
-        return False
-    for name in ("razn/done", "done"):
-        with contextlib.suppress(Exception):
-            if np.asarray(group[name][...]).any():
-                return True
-    return False
-
-
-def _only_zarr_files(path: Path) -> bool:
-    """Whether a folder holds nothing but zarr metadata and chunks (safe to remove)."""
-    meta = {"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"}
-    for _root, _dirs, files in os.walk(path):
-        for name in files:
-            if name not in meta and not name.replace(".", "").isdigit():
-                return False
-    return True
-
-
-def _remove_aside(path: Path) -> None:
-    aside = path.with_name(f".{path.name}.removed-{uuid.uuid4().hex[:8]}")
-    os.rename(path, aside)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _migrate(path: Path, old, settings: dict) -> None:
-    """Convert a `razn-segmentation/1` store to this layout, keeping its results.
-
-    The old store is moved aside first and removed only once the new one is
-    in place; a failure puts it back.
-    """
-    from razn.classes import DEFAULT_CLASSES
-    from razn.label_grid._files import _grid
-
-    attrs = dict(old.attrs)
-    grid = TileGrid(
-        tuple(attrs["slide_shape"]), attrs["tile_size"], attrs["downsample"], attrs["patch_size"]
-    )
-    label_attrs = dict(old["labels"].attrs)
-    classes = _grid(None, label_attrs, path).classes if label_attrs else DEFAULT_CLASSES
-    meta = dict(settings)
-    meta.update({k: attrs[k] for k in ("slide", "mpp", "threshold", "model") if k in attrs})
-    meta["label_grid"] = label_grid_metadata(
-        grid.downsample, grid.slide_shape, attrs.get("mpp"), classes
-    )
-    meta["migrated_from"] = LEGACY_FORMAT
-    aside = path.with_name(f".{path.name}.v1-{uuid.uuid4().hex[:8]}")
-    os.rename(path, aside)
-    old = zarr.open_group(str(aside), mode="r")
-
-    def fill(group):
-        labels, target = old["labels"], group[f"{CLASSES_PATH}/0"]
-        for r0 in range(0, labels.shape[0], _CHUNK):
-            target[r0 : r0 + _CHUNK] = labels[r0 : r0 + _CHUNK]
-        update_pyramid(group[CLASSES_PATH])
-        group[ZOOM_P_PATH][...] = old["zoom_p"][...]
-        group[f"{ZOOMED_PATH}/0"][...] = old["zoomed"][...]
-        group["razn/tissue"][...] = old["tissue"][...]
-        group["razn/done"][...] = old["done"][...]
-
-    try:
-        _create(path, grid, classes, meta, fill=fill)
-    except BaseException:
-        if not path.exists():
-            os.rename(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
+def _comparable(key: str, value):
+    """The model is the same when its weights are: the panel records no configuration."""
+    if key == "model" and isinstance(value, dict):
+        return value.get("sha256")
+    return value

@@ -3,10 +3,11 @@
 A label grid is a 2-D uint8 raster of class values (0 not segmented or
 glass, 1 normal, 2 benign, 3 in situ, 4 invasive) at an integer
 downsample of level 0 (`label_downsample`: about 2 um a label pixel).
-This package owns it: its resolution rule, its files (a self-describing
-TIFF, a zarr array, the segmentation store's NGFF label image) and its one
-export to QuPath GeoJSON. Polygons <-> grid (rasterise, trace) live in
-`razn.annotations.label_grid`, which this export calls.
+This package owns it: its resolution rule and its files (a self-describing
+TIFF, a zarr array, the segmentation store's NGFF label image). Polygons
+<-> grid (rasterise, trace) live in `razn.annotations.label_grid`, and the
+one banded export to QuPath GeoJSON in `razn.annotations.export`, above
+this package in the import layers.
 
 Example
 -------
@@ -18,7 +19,6 @@ Example
 (8, (2400, 3200), 0.25, (300, 400))
 """
 
-from razn.label_grid._export import BAND_ROWS, export_geojson
 from razn.label_grid._files import (
     DEFAULT_DOWNSAMPLE,
     LABEL_MPP,
@@ -32,12 +32,10 @@ from razn.label_grid._files import (
 )
 
 __all__ = [
-    "BAND_ROWS",
     "DEFAULT_DOWNSAMPLE",
     "LABEL_MPP",
     "MAX_LABEL_PIXELS",
     "LabelGrid",
-    "export_geojson",
     "infer_downsample",
     "label_downsample",
     "label_grid_metadata",
