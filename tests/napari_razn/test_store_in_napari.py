@@ -91,3 +91,35 @@ def test_a_store_whose_slide_is_gone_is_one_clear_message(tmp_path, small_slide,
         ValueError, match=r"gone\.razn\.zarr.*its slide .*gone\.ome\.tif was not found"
     ):
         reader(str(out / "gone.razn.zarr"))
+
+
+def test_the_panel_and_the_cli_make_the_same_store(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint, tmp_path
+):
+    import zarr
+
+    from razn.session import default_session_path
+    from tests.napari_razn.test_corrections import dock_panel
+
+    viewer, widget = dock_panel(make_napari_viewer, qtbot, small_slide, small_checkpoint)
+    widget.threshold.value = 0.5
+    widget.segment_slide()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
+    assert widget.session.done.all()
+    widget._save_now()
+    panel = zarr.open_group(str(default_session_path(small_slide)), mode="r")
+    out = tmp_path / "results"
+    done = razn("segment", small_slide, "--model", small_checkpoint, "--out", out,
+                "--threshold", "0.5", "--device", "cpu")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cli = zarr.open_group(str(out / "ellipse.razn.zarr"), mode="r")
+    for name in ("labels/classes/0", "labels/zoomed/0", "razn/done", "razn/tissue",
+                 "razn/corrected"):  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(panel[name]), np.asarray(cli[name]), name)
+    np.testing.assert_array_equal(np.asarray(panel["zoom_p"]), np.asarray(cli["zoom_p"]))
+    a, b = dict(panel["razn"].attrs), dict(cli["razn"].attrs)
+    for key in ("format", "slide_shape", "mpp", "threshold", "tile_size", "downsample",
+                "patch_size", "label_grid"):  # fmt: skip
+        assert a[key] == b[key], key
+    assert a["model"]["sha256"] == b["model"]["sha256"]
+    assert dict(panel["labels/classes"].attrs) == dict(cli["labels/classes"].attrs)
