@@ -31,7 +31,9 @@ LAYERS: list[tuple[tuple[str, ...], ...]] = [
     (("razn.inference",), ("razn.training",), ("razn.evaluation",), ("razn.synth",)),
     (("razn.fields",),),
     (("razn.models",),),
-    (("razn.annotations", "razn.label_grid", "razn.label_tiff"),),  # the label grid and its formats
+    (
+        ("razn.annotations", "razn.label_grid", "razn.label_tiff"),
+    ),  # the label grid and its formats
     (("razn.slide",),),
     (
         (
