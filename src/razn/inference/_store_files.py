@@ -80,9 +80,10 @@ class StoreLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         self.fd = fd
+        with contextlib.suppress(OSError):  # who holds it is a courtesy (a full disk)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         return self
 
     def release(self) -> None:
