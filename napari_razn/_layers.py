@@ -102,10 +102,11 @@ def add_zoomed_outlines(viewer, session):
 
 
 def _drop_store_layer(viewer, name: str) -> None:
-    # A store opened in napari brought read-only copies of these layers.
-    from napari_razn._store_reader import drop_store_layer
-
-    drop_store_layer(viewer, name)
+    """Remove a read-only layer of that name a store opened in napari brought
+    (`napari_razn._store_reader`): the panel adds its editable one in its place."""
+    for layer in list(viewer.layers):
+        if layer.name == name and "razn_store" in layer.metadata:
+            viewer.layers.remove(layer)
 
 
 def _units(session) -> tuple[str, str]:

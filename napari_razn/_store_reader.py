@@ -126,10 +126,3 @@ def result_layers(session, store: Path) -> list[tuple]:
         "shapes",
     )  # fmt: skip
     return [classes, heatmap, zoomed]
-
-
-def drop_store_layer(viewer, name: str) -> None:
-    """Remove a layer this reader added under `name` (the panel adds its own in its place)."""
-    for layer in list(viewer.layers):
-        if layer.name == name and "razn_store" in layer.metadata:
-            viewer.layers.remove(layer)
