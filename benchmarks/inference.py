@@ -49,15 +49,13 @@ def make_slide(
 
 def miou_against_truth(store_dir: Path, truth_path: Path, classes) -> float:
     """mIoU of a store's labels against a ground-truth label grid."""
-    import zarr
-
     from razn.evaluation import confusion_matrix, scores
-    from razn.label_tiff import read_label_grid
+    from razn.label_grid import read_label_grid
 
     truth = read_label_grid(truth_path)
-    labels = zarr.open_group(str(store_dir), mode="r")["labels"]
-    pred = np.asarray(labels[...])
-    step = truth.downsample // int(labels.attrs["downsample"])
+    store = read_label_grid(store_dir)
+    pred = np.asarray(store.labels)
+    step = truth.downsample // int(store.downsample)
     # Nearest: the prediction at the centre of each ground-truth pixel.
     pred = pred[step // 2 :: step, step // 2 :: step][
         : truth.labels.shape[0], : truth.labels.shape[1]

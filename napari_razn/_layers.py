@@ -43,6 +43,7 @@ def add_classes_layer(viewer, session, classes=DEFAULT_CLASSES):
     import pandas as pd
 
     grid = session.grid
+    _drop_store_layer(viewer, CLASSES_LAYER)
     features = pd.DataFrame(
         {"class": ["not segmented"] + [c.name for c in classes]},
         index=range(len(classes) + 1),
@@ -72,6 +73,7 @@ def add_classes_layer(viewer, session, classes=DEFAULT_CLASSES):
 
 def add_zoom_heatmap(viewer, session):
     """The policy's p per tile (hidden until asked for)."""
+    _drop_store_layer(viewer, ZOOM_LAYER)
     return viewer.add_image(
         session.zoom_p,
         name=ZOOM_LAYER,
@@ -86,6 +88,7 @@ def add_zoom_heatmap(viewer, session):
 
 def add_zoomed_outlines(viewer, session):
     """An outline around each zoomed tile (hidden until asked for)."""
+    _drop_store_layer(viewer, ZOOMED_LAYER)
     return viewer.add_shapes(
         zoomed_rectangles(session),
         shape_type="rectangle",
@@ -96,6 +99,14 @@ def add_zoomed_outlines(viewer, session):
         visible=False,
         units=_units(session),
     )
+
+
+def _drop_store_layer(viewer, name: str) -> None:
+    """Remove a read-only layer of that name a store opened in napari brought
+    (`napari_razn._store_reader`): the panel adds its editable one in its place."""
+    for layer in list(viewer.layers):
+        if layer.name == name and "razn_store" in layer.metadata:
+            viewer.layers.remove(layer)
 
 
 def _units(session) -> tuple[str, str]:

@@ -350,7 +350,7 @@ class RaznWidget(ExportAndImprove, Container):
 
         facts = self.slide_layer.metadata["razn_slide"]
         path = default_session_path(facts["path"])
-        if not path.is_file():
+        if not path.exists():  # a store is a folder
             return
         self.workers.start(
             _load_session, path,

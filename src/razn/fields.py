@@ -29,7 +29,7 @@ __all__ = ["LabelledSlide", "labels_at", "open_labelled", "read_field"]
 
 #: Label-grid downsample used to paint polygon annotations (4 um at 0.25 mpp).
 ANNOTATION_DOWNSAMPLE = 16
-_LABEL_SUFFIXES = (".tif", ".tiff")
+_LABEL_SUFFIXES = (".tif", ".tiff", ".zarr")
 
 
 @dataclass
@@ -68,7 +68,7 @@ def open_labelled(
         raise RaznError("training needs the slide's pixel size; pass its mpp", slide_path)
     labels_path = Path(labels_path)
     if labels_path.suffix.lower() in _LABEL_SUFFIXES:
-        from razn.label_tiff import read_label_grid
+        from razn.label_grid import read_label_grid
 
         grid = read_label_grid(labels_path)
         if tuple(grid.level0_shape) != tuple(slide.shape):

@@ -7,10 +7,15 @@ corrected, so a correction is never overwritten. Tiles already done with
 the same model and threshold are reused; changing either starts the done
 set afresh while the old results stay on screen until replaced.
 
-`save` writes everything to one `.npz` file (no pickle: plain arrays and a
-JSON string) through a temporary file and a rename, so a crash or a kill
-mid-save leaves the previous session intact; `load` restores it. This
-module is Qt-free, so the session logic is tested without a display.
+`save` writes everything as a segmentation store (`<slide>.razn.zarr`,
+`razn.inference.store`: the format `razn segment` writes, so a store
+segmented on a cluster opens in the panel and the panel's work exports
+and trains like a CLI result). A save builds a whole new store under a
+temporary name and swaps it in, under the store's lock, so a crash or a
+kill mid-save leaves the previous session intact; `load` restores it.
+Sessions saved by earlier versions as `.razn-session.npz` still load, and
+their next save writes the store and removes the `.npz`. This module is
+Qt-free, so the session logic is tested without a display.
 """
 
 from __future__ import annotations
@@ -32,25 +37,59 @@ from razn.errors import RaznError
 if TYPE_CHECKING:
     from razn.inference.tiling import TileGrid
 
+#: The format of the `.npz` sessions of earlier versions (read, never written).
 FORMAT = "razn-session/1"
+STORE_SUFFIX = ".razn.zarr"
 #: The arrays a session saves, restores and snapshots.
-ARRAYS = ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done")
+ARRAYS = ("labels", "predictions", "corrected", "zoom_p", "zoomed", "done", "tissue")
+#: slide path (resolved) -> the store it was opened from (`use_store`).
+_OPENED_STORES: dict[str, Path] = {}
+
+
+def use_store(slide_path: str | os.PathLike, store: str | os.PathLike) -> None:
+    """Keep this slide's session in `store` (napari opened the slide from it)."""
+    _OPENED_STORES[str(Path(slide_path).resolve())] = Path(store).resolve()
 
 
 def default_session_path(slide_path: str | os.PathLike) -> Path:
-    """Where a slide's session lives: a per-user folder, keyed by the slide's path.
+    """Where a slide's session lives: a segmentation store.
 
-    Beside the slide would be handier, but slides often sit on read-only
-    shares; `NAPARI_RAZN_SESSIONS` chooses another folder.
+    The store the slide was opened from (`napari results/x.razn.zarr`), or
+    one `razn segment` left beside the slide, when its folder is writable;
+    else a per-user folder (slides often sit on read-only shares), keyed by
+    the slide's path; `NAPARI_RAZN_SESSIONS` chooses that folder. While
+    only an earlier version's `.razn-session.npz` exists, that file (it
+    loads, and its next save becomes the store).
     """
+    from razn.session_store import is_writable_folder
+
+    slide_path = Path(slide_path).resolve()
+    beside = slide_path.with_name(_stem(slide_path.name) + STORE_SUFFIX)
+    for store in (_OPENED_STORES.get(str(slide_path)), beside):
+        if store is not None and store.exists() and is_writable_folder(store.parent):
+            return store
     root = os.environ.get("NAPARI_RAZN_SESSIONS")
     if not root:
         from platformdirs import user_data_dir
 
         root = os.path.join(user_data_dir("napari-razn", appauthor=False), "sessions")
-    slide_path = Path(slide_path).resolve()
     key = hashlib.sha1(str(slide_path).encode()).hexdigest()[:12]
-    return Path(root) / f"{slide_path.name}.{key}.razn-session.npz"
+    store = Path(root) / f"{slide_path.name}.{key}{STORE_SUFFIX}"
+    legacy = _legacy_path(store)
+    if not store.exists() and legacy.is_file():
+        return legacy
+    return store
+
+
+def _legacy_path(store: Path) -> Path:
+    return store.with_name(store.name[: -len(STORE_SUFFIX)] + ".razn-session.npz")
+
+
+def _stem(name: str) -> str:
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 class SegmentationSession:
@@ -69,6 +108,8 @@ class SegmentationSession:
         self.zoom_p = np.full(tiles, np.nan, np.float32)
         self.zoomed = np.zeros(tiles, bool)
         self.done = np.zeros(tiles, bool)
+        #: Which done tiles held tissue (the others are glass no net saw).
+        self.tissue = np.zeros(tiles, bool)
         self.settings = dict(settings or {})
         #: What made the labels shown: {"model": reference}; the threshold is in `settings`.
         self.made_by: dict = {}
@@ -102,20 +143,15 @@ class SegmentationSession:
         self.labels[rows, cols] = np.where(keep, self.labels[rows, cols], tile)
         self.zoom_p[result.row, result.col] = result.zoom_p
         self.zoomed[result.row, result.col] = result.zoomed
+        self.tissue[result.row, result.col] = getattr(result, "tissue", True)
         self.done[result.row, result.col] = True
         return rows, cols
 
     def _tissue_in(self, tissue, rows: slice, cols: slice) -> np.ndarray:
         """Whether each label pixel of a region has its centre on tissue."""
-        d = self.grid.downsample
-        dx, dy = tissue.downsample_xy
-        ys = ((np.arange(rows.start, rows.stop) + 0.5) * d / dy).astype(int)
-        xs = ((np.arange(cols.start, cols.stop) + 0.5) * d / dx).astype(int)
-        mask = tissue.mask
-        inside_r = (ys >= 0) & (ys < mask.shape[0])
-        inside_c = (xs >= 0) & (xs < mask.shape[1])
-        on = mask[np.ix_(np.clip(ys, 0, mask.shape[0] - 1), np.clip(xs, 0, mask.shape[1] - 1))]
-        return on & inside_r[:, None] & inside_c[None, :]
+        from razn.inference.tiling import on_tissue
+
+        return on_tissue(tissue, self.grid.downsample, rows, cols)
 
     def mark_corrected(self, indices) -> None:
         """Record pixels the pathologist painted (napari paint-event indices)."""
@@ -170,31 +206,40 @@ class SegmentationSession:
 
     # -- saving ---------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
+        """Save as a segmentation store at `path` (an old `.npz` path: the store beside it).
+
+        Returns the store's path. Refused (`razn.inference.store.StoreBusy`)
+        while `razn segment` is writing that store.
+        """
+        from razn.session_store import save_session
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": FORMAT,
-            "slide": self.slide_path,
-            "mpp": self.mpp,
-            "grid": {
-                "slide_shape": list(self.grid.slide_shape),
-                "tile_size": self.grid.tile_size,
-                "downsample": self.grid.downsample,
-                "patch_size": self.grid.patch_size,
-            },
-            "settings": self.settings,
-            "made_by": self.made_by,
-        }
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            arrays = {name: getattr(self, name) for name in ARRAYS}
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+        if path.name.endswith(".razn-session.npz"):
+            legacy, path = (
+                path,
+                path.with_name(path.name[: -len(".razn-session.npz")] + STORE_SUFFIX),
+            )
+        else:
+            legacy = None
+        save_session(self, path)
+        if legacy is not None:
+            legacy.unlink(missing_ok=True)  # migrated
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SegmentationSession:
+        """Restore a session from a segmentation store (or an earlier version's `.npz`)."""
+        path = Path(path)
+        if path.is_dir() or path.name.endswith(STORE_SUFFIX):
+            from razn.session_store import load_session
+
+            return load_session(cls, path)
+        return cls._load_npz(path)
+
+    @classmethod
+    def _load_npz(cls, path: Path) -> SegmentationSession:
         from razn.inference.tiling import TileGrid
 
-        path = Path(path)
         try:
             # Our own handle: np.load leaves a file open when the zip is bad.
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
@@ -208,6 +253,9 @@ class SegmentationSession:
                 session = cls(meta["slide"], grid, meta["mpp"], meta["settings"])
                 session.made_by = dict(meta.get("made_by") or {})
                 for name in ARRAYS:
+                    if name not in data and name == "tissue":  # not kept before: all tissue
+                        session.tissue = session.done.copy()
+                        continue
                     array = data[name]
                     expected = getattr(session, name)
                     if array.shape != expected.shape:
@@ -219,8 +267,14 @@ class SegmentationSession:
 
 
 def _mpp_path(slide_path) -> Path:
-    session = default_session_path(slide_path)
-    return session.with_name(session.name.replace(".razn-session.npz", ".mpp.json"))
+    root = os.environ.get("NAPARI_RAZN_SESSIONS")
+    if not root:
+        from platformdirs import user_data_dir
+
+        root = os.path.join(user_data_dir("napari-razn", appauthor=False), "sessions")
+    slide_path = Path(slide_path).resolve()
+    key = hashlib.sha1(str(slide_path).encode()).hexdigest()[:12]
+    return Path(root) / f"{slide_path.name}.{key}.mpp.json"
 
 
 def remember_mpp(slide_path, mpp: float) -> Path:

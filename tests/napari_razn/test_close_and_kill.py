@@ -33,7 +33,7 @@ def napari_process(scenario, slide, checkpoint, sessions):
 def saved_session(sessions):
     from razn.session import SegmentationSession
 
-    (path,) = Path(sessions).glob("*.razn-session.npz")
+    (path,) = Path(sessions).glob("*.razn.zarr")
     return SegmentationSession.load(path)
 
 

@@ -112,7 +112,7 @@ def test_correction_survives_segmenting_again_and_a_restart(
     tissue = ~np.isnan(widget.session.zoom_p)  # glass tiles have no p, and never zoom
     assert tissue.any() and widget.session.zoomed[tissue].all()
     # Autosave, then a new napari on the same slide restores it.
-    qtbot.waitUntil(lambda: any(session_folder.glob("*.npz")), timeout=10000)
+    qtbot.waitUntil(lambda: any(session_folder.glob("*.razn.zarr")), timeout=10000)
     qtbot.wait(500)
     viewer2, widget2 = open_panel(make_napari_viewer, small_slide, small_checkpoint)
     # Restored in a worker (reading it must not stall the window).

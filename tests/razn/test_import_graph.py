@@ -27,11 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Highest layer first; a tuple of groups is a layer of independent siblings.
 LAYERS: list[tuple[tuple[str, ...], ...]] = [
-    (("razn.cli",), ("razn.session",)),
+    (("razn.cli",), ("razn.session", "razn.session_store")),
     (("razn.inference",), ("razn.training",), ("razn.evaluation",), ("razn.synth",)),
     (("razn.fields",),),
     (("razn.models",),),
-    (("razn.annotations", "razn.label_tiff"),),  # the label grid and its formats
+    (
+        ("razn.annotations", "razn.label_grid", "razn.label_tiff"),
+    ),  # the label grid and its formats
     (("razn.slide",),),
     (
         (

@@ -59,10 +59,10 @@ def test_save_and_load_round_trip(tmp_path):
     session = SegmentationSession("slide.svs", GRID, 0.25, {"threshold": 0.5})
     session.apply(result(2, 3, 4, zoom_p=0.9))
     session.mark_corrected((np.array([1]), np.array([2])))
-    path = session.save(tmp_path / "s.npz")
+    path = session.save(tmp_path / "s.razn.zarr")
     loaded = SegmentationSession.load(path)
     assert loaded.grid == GRID and loaded.settings == {"threshold": 0.5}
-    for name in ("labels", "predictions", "corrected", "zoomed", "done"):
+    for name in ("labels", "predictions", "corrected", "zoomed", "done", "tissue"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(session, name))
     assert loaded.zoom_p[2, 3] == pytest.approx(0.9) and math.isnan(loaded.zoom_p[0, 0])
 
@@ -76,13 +76,13 @@ def test_broken_session_file_is_a_clear_error(tmp_path):
 
 def test_killed_while_saving_leaves_a_whole_session(tmp_path):
     """Kill a process that keeps editing and saving; the file always loads."""
-    path = tmp_path / "s.npz"
+    path = tmp_path / "s.razn.zarr"
     script = textwrap.dedent(
         f"""
         import numpy as np, sys
         from razn.inference.tiling import TileGrid
         from razn.session import SegmentationSession
-        grid = TileGrid((8192, 8192), tile_size=256, downsample=8, patch_size=64)
+        grid = TileGrid((4096, 4096), tile_size=256, downsample=8, patch_size=64)
         session = SegmentationSession("slide.svs", grid, 0.25)
         for edit in range(1, 10_000):
             session.labels[:] = edit % 5
@@ -109,3 +109,51 @@ def test_copy_is_independent():
     twin = session.copy()
     session.labels[:] = 4
     assert (twin.labels[:32, :32] == 2).all() and twin.settings == session.settings
+
+
+def test_a_session_is_a_segmentation_store(tmp_path):
+    """What the panel saves reads as `razn segment`'s result: export and train take it."""
+    from razn.label_grid import read_label_grid
+
+    session = SegmentationSession("slide.svs", GRID, 0.25, {"model": "abc", "threshold": 0.5})
+    session.apply(result(0, 0, 2))
+    session.labels[3:6, 3:6] = 4
+    session.mark_corrected((slice(3, 6), slice(3, 6)))
+    path = session.save(tmp_path / "slide.razn.zarr")
+    grid = read_label_grid(path)
+    assert grid.downsample == 8 and grid.level0_shape == (1024, 2048)
+    assert (grid.labels[3:6, 3:6] == 4).all() and grid.labels[10, 10] == 2
+    loaded = SegmentationSession.load(path)
+    assert (loaded.predictions[3:6, 3:6] == 2).all() and loaded.corrected[3:6, 3:6].all()
+    assert loaded.settings == {"model": "abc", "threshold": 0.5}
+
+
+def test_an_old_npz_session_still_opens_and_becomes_a_store(tmp_path, monkeypatch):
+    import json
+    import zipfile
+
+    monkeypatch.setenv("NAPARI_RAZN_SESSIONS", str(tmp_path))
+    legacy = default_session_path("/data/a.svs")
+    assert legacy.name.endswith(".razn.zarr")
+    legacy = legacy.with_name(legacy.name.replace(".razn.zarr", ".razn-session.npz"))
+    meta = {"format": "razn-session/1", "slide": "/data/a.svs", "mpp": 0.25,
+            "grid": {"slide_shape": [1024, 2048], "tile_size": 256, "downsample": 8,
+                     "patch_size": 64},
+            "settings": {"threshold": 0.5}, "made_by": {"model": "demo"}}  # fmt: skip
+    arrays = {
+        "labels": np.full(GRID.label_shape, 3, np.uint8),
+        "predictions": np.full(GRID.label_shape, 3, np.uint8),
+        "corrected": np.zeros(GRID.label_shape, bool),
+        "zoom_p": np.zeros((4, 8), np.float32),
+        "zoomed": np.zeros((4, 8), bool),
+        "done": np.ones((4, 8), bool),
+    }
+    with open(legacy, "wb") as fh:
+        np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+    assert default_session_path("/data/a.svs") == legacy  # found while it is all there is
+    session = SegmentationSession.load(legacy)
+    assert session.made_by == {"model": "demo"} and (session.labels == 3).all()
+    store = session.save(default_session_path("/data/a.svs"))
+    assert store.name.endswith(".razn.zarr") and store.is_dir() and not legacy.exists()
+    assert default_session_path("/data/a.svs") == store
+    assert zipfile.is_zipfile  # the npz reader stays for files others kept

@@ -3,8 +3,8 @@
 The napari writer and reader, and the RAZN panel's "Export to QuPath"
 button, work on whole files and whole label grids, and need a few
 decisions that are not napari's business: which classes leave (not 0, and
-not normal by default, because "normal" includes the glass around the
-tissue and would outline the whole slide), what label-grid downsample and
+not normal by default, because the lesions are what a pathologist
+reviews in QuPath), what label-grid downsample and
 extent an imported file is painted at when no slide is open, which slide
 file sits beside an annotation file, how a label layer's scale gives its
 downsample, and whether a generic ``.json`` or ``.xml`` file is an
@@ -41,12 +41,12 @@ import numpy as np
 import shapely
 
 from razn.annotations.geojson import write_geojson
-from razn.annotations.label_grid import rasterize, vectorize
+from razn.annotations.label_grid import rasterize, vectorize, vectorize_in_bands
 from razn.annotations.model import AnnotationSet
 from razn.classes import DEFAULT_CLASSES, NORMAL, UNLABELLED, TissueClass
 
 if TYPE_CHECKING:
-    from razn.label_tiff import LabelGrid
+    from razn.label_grid import LabelGrid
 
 __all__ = [
     "annotation_format",
@@ -54,8 +54,12 @@ __all__ = [
     "class_table",
     "companion_slide",
     "downsample_from_scales",
+    "export_geojson",
     "export_label_grid",
 ]
+
+#: Label-grid rows read (and traced) at a time by `export_geojson`.
+BAND_ROWS = 2048
 
 # Enough to see the root element of XML or the first "type" of GeoJSON
 # behind a header, without reading a large file to decide it is not ours.
@@ -81,6 +85,8 @@ def export_label_grid(
 ) -> int:
     """Write a label grid as QuPath GeoJSON annotations in level-0 pixels, atomically.
 
+    `export_geojson` (the one banded export), returning the feature count.
+
     Parameters
     ----------
     labels
@@ -98,8 +104,8 @@ def export_label_grid(
         name and colour. Values not in the table (0 among them) are not
         exported.
     include_normal
-        Also export normal tissue (value 1). Off by default: a segmentation
-        labels the glass normal too, so its outline is the slide's edge.
+        Also export normal tissue (value 1). Off by default: the lesions
+        are what a pathologist reviews in QuPath.
     simplify
         Outline tolerance in label pixels (below 0.35 no label pixel
         changes class when the file is rasterised back).
@@ -114,11 +120,81 @@ def export_label_grid(
     int
         The number of features written (0 writes an empty FeatureCollection).
     """
-    values = [
-        c.value for c in classes if c.value != UNLABELLED and (include_normal or c.value != NORMAL)
-    ]
-    regions = vectorize(labels, downsample, simplify=simplify, min_area=min_area, classes=values)
-    return write_geojson(path, regions, classes=classes, mpp=mpp, per_region=per_region)
+    count, _ = export_geojson(
+        labels, downsample, path, mpp=mpp, classes=classes, include_normal=include_normal,
+        simplify=simplify, min_area=min_area, per_region=per_region,
+    )  # fmt: skip
+    return count
+
+
+def export_geojson(
+    labels,
+    downsample: int,
+    path: str | os.PathLike,
+    *,
+    mpp: float | None = None,
+    classes: tuple[TissueClass, ...] = DEFAULT_CLASSES,
+    values=None,
+    include_normal: bool = False,
+    simplify: float = 0.3,
+    min_area: float = 0.0,
+    per_region: bool = True,
+    band_rows: int = BAND_ROWS,
+) -> tuple[int, dict]:
+    """Write a label grid's classes as QuPath GeoJSON annotations, atomically: the one export.
+
+    `razn export`, `razn segment` (its `<slide>.geojson`), the panel's
+    "Export to QuPath" and the napari writer all come here. A grid taller
+    than `band_rows` is read and traced a band of rows at a time
+    (`vectorize_in_bands`): an 80k x 60k slide's grid is 75 MB, and
+    tracing it at once needs about 1 GB.
+
+    Parameters
+    ----------
+    labels
+        2-D class values: numpy, dask or a zarr array (read a band at a time).
+    downsample
+        Level-0 pixels per label pixel.
+    path
+        Output ``.geojson``; replaced only once fully written.
+    mpp
+        Level-0 microns per pixel; each feature then carries its area in um^2.
+    classes
+        The class table (QuPath names and colours).
+    values
+        Class values to export; default every class of the table except
+        normal tissue (unless `include_normal`): the lesions.
+    simplify
+        Outline tolerance in label pixels (below 0.35 no label pixel
+        changes class when the file is rasterised back).
+    min_area
+        In label pixels^2: smaller regions are dropped, smaller holes filled.
+    per_region
+        One feature per connected region; False: one MultiPolygon per class.
+
+    Returns
+    -------
+    (features written, {class value: MultiPolygon})
+    """
+    if values is None:
+        values = [
+            c.value
+            for c in classes
+            if c.value != UNLABELLED and (include_normal or c.value != NORMAL)
+        ]
+    values = [int(v) for v in values]
+    if labels.shape[0] <= band_rows:
+        regions = vectorize(
+            np.asarray(labels[...]), downsample, simplify=simplify, min_area=min_area,
+            classes=values,
+        )  # fmt: skip
+    else:
+        regions = vectorize_in_bands(
+            lambda r0, r1: labels[r0:r1], labels.shape, downsample, values,
+            band_rows=band_rows, simplify=simplify, min_area=min_area,
+        )  # fmt: skip
+    count = write_geojson(path, regions, classes=classes, mpp=mpp, per_region=per_region)
+    return count, regions
 
 
 def annotation_label_grid(
@@ -150,11 +226,11 @@ def annotation_label_grid(
 
     Returns
     -------
-    razn.label_tiff.LabelGrid
+    razn.label_grid.LabelGrid
         uint8 labels (0 where no region lies), downsample, level-0 shape,
         mpp and class table.
     """
-    from razn.label_tiff import LabelGrid, label_downsample
+    from razn.label_grid import LabelGrid, label_downsample
 
     shapes = annotations.shapes
     if level0_shape is None:

@@ -341,6 +341,7 @@ def vectorize_in_bands(
     *,
     band_rows: int = 2048,
     simplify: float = 0.0,
+    min_area: float = 0.0,
 ) -> dict[int, shapely.MultiPolygon]:
     """`vectorize` for grids too large to trace at once, a band of rows at a time.
 
@@ -355,6 +356,8 @@ def vectorize_in_bands(
         zarr array's slicing, say), so the grid never sits in memory whole.
     shape : the grid's (rows, cols).
     classes : the class values to trace.
+    min_area : as `vectorize`, applied once the bands are joined (a region
+        cut by a band edge counts whole).
     """
     downsample = _check_downsample(downsample)
     rows = shape[0]
@@ -371,6 +374,8 @@ def vectorize_in_bands(
         whole = [p for p in parts if not any(p.bounds[1] <= y <= p.bounds[3] for y in seams)]
         if at_seam:
             whole.extend(polygonal_parts(shapely.unary_union(at_seam)))
+        if min_area > 0:
+            whole = _drop_small(whole, min_area * downsample**2)
         if simplify > 0:
             whole = [
                 p
@@ -381,3 +386,14 @@ def vectorize_in_bands(
             ]
         result[value] = shapely.MultiPolygon(whole)
     return result
+
+
+def _drop_small(polygons, area: float) -> list:
+    """Polygons of at least `area` (level-0 px^2), holes under it filled."""
+    kept = []
+    for p in polygons:
+        if p.area < area:
+            continue
+        holes = [h for h in p.interiors if shapely.Polygon(h).area >= area]
+        kept.append(shapely.Polygon(p.exterior, holes))
+    return kept

@@ -1,9 +1,13 @@
 """`razn export LABELS --slide SLIDE -o OUT.geojson`: a label grid as QuPath annotations.
 
-LABELS is a label-grid TIFF (`razn.label_tiff`) or a zarr array. The slide
+LABELS is a segmentation store (`<slide>.razn.zarr` from `razn segment` or
+the napari panel: the labels it shows, corrections included), a label-grid
+TIFF (`razn.label_grid`) or a zarr array. The slide
 supplies the level-0 size the grid must cover, so a grid made for another
 slide is refused rather than exported misaligned, and the mpp that turns
-``--min-area`` into label pixels and areas into um^2 for QuPath.
+``--min-area`` into label pixels and areas into um^2 for QuPath. The grid
+is read and traced a band of rows at a time (`razn.annotations.export.export_geojson`,
+the export `razn segment` and the panel use too).
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HELP = "Write a label grid (TIFF or zarr) as QuPath GeoJSON annotations."
+HELP = "Write a segmentation store or label grid (TIFF, zarr) as QuPath GeoJSON annotations."
 
 
 def add_arguments(parser) -> None:
     from razn.cli._arguments import add_annotation_output
 
-    parser.add_argument("labels", help="label-grid TIFF or zarr array")
+    parser.add_argument(
+        "labels", help="segmentation store (.razn.zarr), label-grid TIFF or zarr array"
+    )
     add_annotation_output(parser, output_help="output .geojson")
     parser.add_argument(
         "--simplify",
@@ -45,14 +51,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from razn.annotations import vectorize, write_geojson
+    from razn.annotations.export import export_geojson
     from razn.atomic import writable_folder
     from razn.errors import RaznError
-    from razn.label_tiff import read_label_grid
+    from razn.label_grid import read_label_grid
 
     level0_shape, mpp = slide_facts(args.slide, args.mpp)
     writable_folder(Path(args.output).parent)
-    grid = read_label_grid(args.labels, downsample=args.downsample, level0_shape=level0_shape)
+    grid = read_label_grid(
+        args.labels, lazy=True, downsample=args.downsample, level0_shape=level0_shape
+    )
     if tuple(grid.level0_shape) != tuple(level0_shape):
         raise RaznError(
             f"label grid covers a {_size(grid.level0_shape)} level 0, "
@@ -63,16 +71,14 @@ def run(args) -> int:
     if args.min_area and not mpp:
         raise RaznError("--min-area is in um^2 but the slide has no pixel size; pass --mpp")
     label_pixel_um2 = (mpp * grid.downsample) ** 2 if mpp else 1.0
-    regions = vectorize(
-        grid.labels,
-        grid.downsample,
-        simplify=args.simplify,
-        min_area=args.min_area / label_pixel_um2,
-        classes=_class_values(args.classes, grid.classes),
-    )
-    count = write_geojson(
-        args.output, regions, classes=grid.classes, mpp=mpp, per_region=not args.per_class
-    )
+    values = _class_values(args.classes, grid.classes)
+    if values is None:  # every class of the table
+        values = [c.value for c in grid.classes if c.value != 0]
+    count, regions = export_geojson(
+        grid.labels, grid.downsample, args.output, mpp=mpp, classes=grid.classes, values=values,
+        simplify=args.simplify, min_area=args.min_area / label_pixel_um2,
+        per_region=not args.per_class,
+    )  # fmt: skip
     names = {c.value: c.name for c in grid.classes}
     for value, geometry in sorted(regions.items()):
         print(f"  {names.get(value, value)}: {len(geometry.geoms)} region(s)")

@@ -6,8 +6,10 @@ first"), and yields one `TileResult` per tile as soon as it is done. The
 CLI wraps it in a progress bar and a store writer; the plugin runs it in a
 `thread_worker` and paints each result.
 
-Glass never reaches a network: tiles the tissue mask calls glass are
-labelled normal at once. Tissue tiles are batched; their pixels are read
+Glass never reaches a network and is no class: tiles the tissue mask
+calls glass are labelled 0 at once, and so are the label pixels of a
+tissue tile whose centre the mask calls glass, so class areas count
+tissue only (the CLI, the store and the panel agree). Tissue tiles are batched; their pixels are read
 by a thread pool that runs ahead of the model. For RAZN only the coarse
 views are read up front: the fine views are read for the tiles the policy
 zooms into, which is where RAZN saves reading as well as computing.
@@ -26,9 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from razn.classes import NORMAL
 from razn.devices import pick_device
-from razn.inference.tiling import TileGrid, tile_grid
+from razn.inference.tiling import TileGrid, on_tissue, tile_grid
 from razn.models.normalise import normalise
 from razn.models.razn import RAZN, Prediction
 
@@ -45,7 +46,8 @@ class TileResult:
     row, col : the tile's place on the tile grid.
     box : level-0 (x, y, width, height).
     labels : (n, n) uint8 class values on the label grid (n = tile_labels),
-        possibly reaching past the slide's edge.
+        possibly reaching past the slide's edge; 0 where the tissue mask
+        says glass (all of a glass tile).
     zoom_p : the policy's zoom probability; NaN for glass and non-RAZN models.
     zoomed : whether the tile was read again at higher magnification.
     tissue : False for glass tiles, which no network saw.
@@ -161,7 +163,7 @@ def segment(
                     reader.read_batch, batches[index + 1], reader.first_level, pool
                 )
             prediction = _predict(runner, model, views, batch, reader, pool, threshold)
-            yield from _results(grid, batch, prediction, probabilities)
+            yield from _results(grid, batch, prediction, probabilities, mask)
 
 
 def _check_region(slide, region) -> None:
@@ -264,17 +266,21 @@ def _predict_razn(runner, model: RAZN, views, batch, reader, pool, threshold) ->
     return model.predict_lazy(x0, read_finer, threshold, p=p)
 
 
+def _glass_to_zero(labels: np.ndarray, grid: TileGrid, row, col, mask) -> np.ndarray:
+    """A tissue tile's labels with its glass pixels (centre off the mask) set to 0."""
+    n = grid.tile_labels
+    rows, cols = slice(row * n, row * n + n), slice(col * n, col * n + n)
+    return np.where(on_tissue(mask, grid.downsample, rows, cols), labels, 0).astype(np.uint8)
+
+
 def _glass_result(grid: TileGrid, row, col, num_classes, probabilities) -> TileResult:
     n = grid.tile_labels
-    probs = None
-    if probabilities:
-        probs = np.zeros((num_classes, n, n), np.float16)
-        probs[NORMAL - 1] = 1
+    probs = np.zeros((num_classes, n, n), np.float16) if probabilities else None
     return TileResult(
         row=row,
         col=col,
         box=grid.box(row, col),
-        labels=np.full((n, n), NORMAL, np.uint8),
+        labels=np.zeros((n, n), np.uint8),
         zoom_p=math.nan,
         zoomed=False,
         tissue=False,
@@ -282,7 +288,9 @@ def _glass_result(grid: TileGrid, row, col, num_classes, probabilities) -> TileR
     )
 
 
-def _results(grid: TileGrid, batch, prediction: Prediction, probabilities) -> Iterator[TileResult]:
+def _results(
+    grid: TileGrid, batch, prediction: Prediction, probabilities, mask
+) -> Iterator[TileResult]:
     n = grid.tile_labels
     # Average the probabilities over each label pixel, then take the class.
     probs = F.adaptive_avg_pool2d(prediction.probs.float(), n)
@@ -295,7 +303,7 @@ def _results(grid: TileGrid, batch, prediction: Prediction, probabilities) -> It
             row=row,
             col=col,
             box=grid.box(row, col),
-            labels=labels[i],
+            labels=_glass_to_zero(labels[i], grid, row, col, mask),
             zoom_p=float(p[i]) if p is not None else math.nan,
             zoomed=bool(zoomed[i]) if zoomed is not None else False,
             tissue=True,

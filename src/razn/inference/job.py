@@ -8,18 +8,18 @@ one-line summary as a dict.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import time
 from pathlib import Path
 
 import numpy as np
 
+from razn.annotations.export import BAND_ROWS, export_geojson
 from razn.areas import class_areas_mm2
-from razn.classes import NORMAL
 
 #: Tiles a store write covers: often enough to lose little on a crash.
 WRITE_EVERY = 32
-#: Label-grid rows read (and traced) at a time when the run ends.
-BAND_ROWS = 2048
 
 
 def output_paths(slide_path: str | Path, out_dir: str | Path) -> dict[str, Path]:
@@ -89,7 +89,6 @@ def segment_slide(
 
     progress(done, total, zoomed) is called as tiles finish.
     """
-    from razn.inference.engine import segment
     from razn.inference.store import SegmentationStore
     from razn.inference.tiling import tile_grid
     from razn.slide import open_slide
@@ -98,54 +97,12 @@ def segment_slide(
     with open_slide(slide_path, mpp=mpp) as slide:
         grid = tile_grid(slide, model.config)
         store = SegmentationStore.create_or_resume(paths["store"], slide, model, grid, threshold)
-        done = store.done_tiles()
-        total = grid.rows * grid.cols
-        zoomed = store.summary()["zoomed_tiles"]
-        finished = len(done)
-        if progress:
-            progress(finished, total, zoomed)
-        start = time.perf_counter()
-        pending = []
-        with _BackgroundWriter(store, grid) as writer:
-            for result in segment(
-                slide,
-                model,
-                threshold=threshold,
-                skip=done,
-                batch_size=batch_size,
-                device=device,
-                read_threads=read_threads,
-            ):
-                pending.append(result)
-                finished += 1
-                zoomed += result.zoomed
-                if len(pending) >= WRITE_EVERY:
-                    writer.write(pending)
-                    pending = []
-                if progress:
-                    progress(finished, total, zoomed)
-            writer.write(pending)
-        seconds = time.perf_counter() - start
-        summary = store.summary()
-        classes = model.config.classes
-        # The label grid is read a band at a time, never whole: an 80k x
-        # 60k slide's grid is 75 MB, and tracing it at once needs ~1 GB.
-        counts = np.zeros(len(classes) + 1, np.int64)
-        rows = grid.label_shape[0]
-        for r0 in range(0, rows, BAND_ROWS):
-            band = np.asarray(store.labels[r0 : r0 + BAND_ROWS])
-            counts += np.bincount(band.ravel(), minlength=len(classes) + 1)[: len(classes) + 1]
-        write_geojson_for(store.labels, grid, slide.mpp, classes, paths["geojson"])
-        from razn.atomic import atomic_path
-        from razn.overview import render_segmentation_overview
-
-        step = max(1, max(grid.label_shape) // 2048)  # enough for a 1024-pixel picture
-        with atomic_path(paths["overview"]) as tmp:
-            render_segmentation_overview(
-                slide, np.asarray(store.labels[::step, ::step]), np.asarray(store.zoomed[...]),
-                grid.tile_size, classes,
-            ).save(tmp, format="PNG")  # fmt: skip
-    areas = class_areas_mm2(counts, classes, grid.downsample, slide.mpp)
+        with store:  # holds the store's lock until the outputs are written
+            summary, counts, seconds = _run(
+                slide, model, grid, store, paths, threshold, batch_size, device, read_threads,
+                progress,
+            )  # fmt: skip
+    areas = class_areas_mm2(counts, model.config.classes, grid.downsample, slide.mpp)
     return {
         "slide": str(slide_path),
         **summary,
@@ -155,22 +112,82 @@ def segment_slide(
     }
 
 
-def write_geojson_for(labels, grid, mpp, classes, path) -> int:
-    """QuPath annotations of the lesion classes (normal tissue and glass left out).
+def _run(slide, model, grid, store, paths, threshold, batch_size, device, read_threads, progress):
+    from razn.inference.engine import segment
 
-    `labels` is the store's zarr array (or any array); grids taller than one
-    band are traced band by band so the whole grid is never in memory.
+    done = store.done_tiles()
+    total = grid.rows * grid.cols
+    zoomed = store.summary()["zoomed_tiles"]
+    finished = len(done)
+    if progress:
+        progress(finished, total, zoomed)
+    start = time.perf_counter()
+    pending = []
+    with _BackgroundWriter(store, grid) as writer:
+        for result in segment(
+            slide,
+            model,
+            threshold=threshold,
+            skip=done,
+            batch_size=batch_size,
+            device=device,
+            read_threads=read_threads,
+        ):
+            pending.append(result)
+            finished += 1
+            zoomed += result.zoomed
+            if len(pending) >= WRITE_EVERY:
+                writer.write(pending)
+                pending = []
+            if progress:
+                progress(finished, total, zoomed)
+        writer.write(pending)
+    seconds = time.perf_counter() - start
+    store.finish()
+    summary = store.summary()
+    classes = model.config.classes
+    # The label grid is read a band at a time, never whole: an 80k x
+    # 60k slide's grid is 75 MB. Glass is 0, so the areas are tissue's.
+    counts = np.zeros(len(classes) + 1, np.int64)
+    rows = grid.label_shape[0]
+    for r0 in range(0, rows, BAND_ROWS):
+        band = np.asarray(store.labels[r0 : r0 + BAND_ROWS])
+        counts += np.bincount(band.ravel(), minlength=len(classes) + 1)[: len(classes) + 1]
+    remove_litter(paths)
+    write_geojson_for(store.labels, grid, slide.mpp, classes, paths["geojson"])
+    from razn.atomic import atomic_path
+    from razn.overview import render_segmentation_overview
+
+    step = max(1, max(grid.label_shape) // 2048)  # enough for a 1024-pixel picture
+    with atomic_path(paths["overview"]) as tmp:
+        render_segmentation_overview(
+            slide, np.asarray(store.labels[::step, ::step]), np.asarray(store.zoomed[...]),
+            grid.tile_size, classes,
+        ).save(tmp, format="PNG")  # fmt: skip
+    return summary, counts, seconds
+
+
+def remove_litter(paths: dict[str, Path]) -> list[Path]:
+    """Remove temporary files a killed run left beside its outputs.
+
+    `razn.atomic.atomic_path` writes `.<name>.XXXXXXXX<suffixes>` and
+    renames it; a run killed in between leaves it behind. Only called while
+    holding the store's lock, so no other run of this slide is writing them.
     """
-    from razn.annotations import vectorize, vectorize_in_bands, write_geojson
+    removed = []
+    for key in ("geojson", "overview"):
+        target = paths[key]
+        suffix = "".join(target.suffixes)
+        for stray in target.parent.glob(f".{glob.escape(target.name)}.*"):
+            if stray.name.endswith(suffix) and stray.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    stray.unlink()
+                    removed.append(stray)
+    return removed
 
-    keep = [c.value for c in classes if c.value != NORMAL]
-    if labels.shape[0] <= BAND_ROWS:
-        geometries = vectorize(
-            np.asarray(labels[...]), grid.downsample, simplify=0.3, classes=keep
-        )
-    else:
-        geometries = vectorize_in_bands(
-            lambda r0, r1: labels[r0:r1], labels.shape, grid.downsample, keep,
-            band_rows=BAND_ROWS, simplify=0.3,
-        )  # fmt: skip
-    return write_geojson(path, geometries, classes=classes, mpp=mpp)
+
+def write_geojson_for(labels, grid, mpp, classes, path) -> int:
+    """QuPath annotations of the lesion classes (normal tissue left out): the
+    one banded export, `razn.annotations.export.export_geojson`."""
+    count, _ = export_geojson(labels, grid.downsample, path, mpp=mpp, classes=classes)
+    return count

@@ -6,7 +6,7 @@ grid anchored at the slide's origin, so the same tile means the same pixels
 whichever region or view asked for it (the plugin reuses finished tiles).
 
 The label grid has one resolution per slide
-(`razn.label_tiff.label_downsample`): `downsample` level-0
+(`razn.label_grid.label_downsample`): `downsample` level-0
 pixels a label pixel, the finer of 2 um (a quarter of the fine nets' 0.5 um
 output, so zoomed tiles show finer boundaries than coarse ones, whose
 logits are at 8 um) and what keeps the whole grid under 100 MB (an 80,000 x
@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 # The label grid's resolution rule lives with the label-grid files, below
 # both razn.annotations and razn.inference; imported here for the tile grid.
-from razn.label_tiff import (  # noqa: F401 (re-exported)
+from razn.label_grid import (  # noqa: F401 (re-exported)
     DEFAULT_DOWNSAMPLE,
     LABEL_MPP,
     MAX_LABEL_PIXELS,
@@ -130,3 +132,19 @@ def tile_grid(slide, config) -> TileGrid:
             slide.path,
         )
     return grid
+
+
+def on_tissue(tissue, downsample: int, rows: slice, cols: slice) -> np.ndarray:
+    """Whether each label pixel of a label-grid region has its centre on tissue.
+
+    tissue : a `razn.tissue.TissueMask` (its `mask` and `downsample_xy`).
+    Pixels past the mask's edge (past the slide's) are not tissue.
+    """
+    dx, dy = tissue.downsample_xy
+    ys = ((np.arange(rows.start, rows.stop) + 0.5) * downsample / dy).astype(int)
+    xs = ((np.arange(cols.start, cols.stop) + 0.5) * downsample / dx).astype(int)
+    mask = tissue.mask
+    inside_r = (ys >= 0) & (ys < mask.shape[0])
+    inside_c = (xs >= 0) & (xs < mask.shape[1])
+    on = mask[np.ix_(np.clip(ys, 0, mask.shape[0] - 1), np.clip(xs, 0, mask.shape[1] - 1))]
+    return on & inside_r[:, None] & inside_c[None, :]
