@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_razn._models import warm_up
+from napari_razn._models import cached_model, warm_up
 
 #: Optimiser steps of "Improve the model from my corrections".
 FINETUNE_ITERATIONS = 60
@@ -87,17 +87,10 @@ class ExportAndImprove:
         if self._finetune_worker is not None:
             self._notify("the model is already being improved")
             return
-        from razn.errors import RaznError
-
-        try:
-            model = self._model()
-        except RaznError as error:
-            self._notify(str(error))
-            return
         self.cancel()  # the CPU goes to the fine-tuning
         session, iterations = self.session, FINETUNE_ITERATIONS
         self._finetune_worker = self.workers.start(
-            _finetune, model, self.open_slide(), session.labels.copy(),
+            _finetune, self._model_reference(), self.open_slide(), session.labels.copy(),
             session.corrected.copy(), session.grid.downsample, iterations,
             self.device_picker.value,
             yielded=self._finetune_step, returned=self._finetuned,
@@ -141,13 +134,14 @@ class ExportAndImprove:
         self.segment_view()
 
 
-def _finetune(model, slide, labels, corrected, downsample, iterations, device):
+def _finetune(reference, slide, labels, corrected, downsample, iterations, device):
     """Worker body: fine-tune on `device`, yielding progress; returns the new checkpoint.
 
-    The new checkpoint is loaded and hashed here too, so the segmenting that
-    follows finds it cached instead of loading it on the GUI thread.
+    The model is loaded here (torch is never imported on the GUI thread), and
+    the new checkpoint's facts are read here too, so the segmenting that
+    follows finds them cached.
     """
-
+    model = cached_model(reference)
     import torch
 
     from razn.devices import threads_beside_gui

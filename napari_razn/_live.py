@@ -62,13 +62,23 @@ def view_region(layer, downsamples, viewer=None) -> tuple[float, float, float, f
     return (c0 * d, r0 * d, (c1 - c0 + 1) * d, (r1 - r0 + 1) * d)
 
 
-def _segment_tiles(slide, model, tiles, threshold, device, torch_threads, stop):
-    """Worker body: the engine over `tiles`, stopping when asked."""
+def _segment_tiles(slide, model, tiles, threshold, device, stop):
+    """Worker body: the engine over `tiles`, stopping when asked.
+
+    model : a loaded model, or its reference ("demo", a checkpoint path),
+        loaded here on the first run (it imports torch: never on the GUI thread).
+    """
+    if isinstance(model, str):
+        from napari_razn._models import cached_model
+
+        model = cached_model(model)
     import torch
 
+    from razn.devices import threads_beside_gui
     from razn.inference import segment
 
-    torch.set_num_threads(torch_threads)
+    # Leave a core to the GUI thread, so the viewer stays responsive.
+    torch.set_num_threads(threads_beside_gui())
     yield from segment(
         slide, model, tiles=tiles, threshold=threshold, device=device, batch_size=4,
         cancelled=stop,
@@ -111,13 +121,9 @@ class SegmentationRunner:
         if not tiles:
             self._on_done(run)
             return
-        from razn.devices import threads_beside_gui
-
         stop = self._stop = [False]
-        # Leave a core to the GUI thread, so the viewer stays responsive.
-        threads = threads_beside_gui()
         worker = self._workers.start(
-            _segment_tiles, slide, model, tiles, threshold, device, threads,
+            _segment_tiles, slide, model, tiles, threshold, device,
             lambda: stop[0],
             yielded=lambda result, run=run: self._yielded(run, result),
             finished=lambda w=None, run=run: self._finished(run),

@@ -28,7 +28,7 @@ from napari_razn._controller import PanelController, SaveThrottle
 from napari_razn._corrections import CorrectionLog
 from napari_razn._improve import ExportAndImprove
 from napari_razn._live import SegmentationRunner, view_region
-from napari_razn._models import cached_model, warm_up
+from napari_razn._models import cached_model, model_facts, warm_up
 from napari_razn._workers import Workers
 
 if TYPE_CHECKING:
@@ -47,7 +47,10 @@ _save_lock = threading.Lock()
 
 
 def devices_found() -> list[str]:
-    """Worker body: "auto" first, then the CPU, then any accelerator (imports torch)."""
+    """Worker body: "auto" first, then the CPU, then any accelerator (imports torch).
+
+    Started with the first run, which imports torch anyway (`_models`).
+    """
     from razn.devices import available_devices
 
     return ["auto", "cpu", *(d for d in available_devices() if d != "cpu")]
@@ -73,6 +76,7 @@ class RaznWidget(ExportAndImprove, Container):
         self.corrections = None  # CorrectionLog of the shown session
         self.classes_layer = self.zoom_layer = self.zoomed_layer = None
         self._warm_pending = 0
+        self._devices_probed = False
         self._build()
         parent = self.native  # every timer dies with the panel's widget
         self.runner = SegmentationRunner(
@@ -105,7 +109,6 @@ class RaznWidget(ExportAndImprove, Container):
         self.show_slide()
 
     def _started(self) -> None:
-        self.workers.start(devices_found, returned=self._devices_found)
         if self.slide_layer is not None and self.slide_layer.metadata["razn_slide"].get("mpp"):
             _scale_bar(self._viewer).visible = True
 
@@ -273,7 +276,12 @@ class RaznWidget(ExportAndImprove, Container):
         return self.model_input.value.strip() or "demo"
 
     def _model(self):
+        """The loaded model (imports torch: for workers and tests, never the GUI thread)."""
         return cached_model(self._model_reference())
+
+    def _model_facts(self):
+        """The model's header facts (no torch; cached after the warm-up read them)."""
+        return model_facts(self._model_reference())
 
     def _model_changed(self) -> None:
         self._use_model_threshold()
@@ -329,18 +337,16 @@ class RaznWidget(ExportAndImprove, Container):
         from razn.errors import RaznError
 
         with contextlib.suppress(RaznError, OSError):  # a run reports what is wrong
-            self.ensure_session(cached_model(self._model_reference()), quiet=True)
+            self.ensure_session(self._model_facts(), quiet=True)
 
     @property
     def warming(self) -> bool:
         """Whether the first run's one-off work is still being done ahead (`warm_up`)."""
         return self._warm_timer.isActive() or self._warm_pending > 0
 
-    def _settings(self, model) -> dict:
-        from razn.inference.store import model_identity
-
+    def _settings(self, facts) -> dict:
         return {
-            "model": model_identity(model)["sha256"],
+            "model": facts.sha256,
             "threshold": round(self.threshold.value, 4),
         }
 
@@ -374,8 +380,8 @@ class RaznWidget(ExportAndImprove, Container):
                 self.threshold.value = session.settings["threshold"]
         self._show_session(session)
 
-    def ensure_session(self, model, *, quiet: bool = False) -> bool:
-        """A session for the slide on the model's tile grid; False if impossible."""
+    def ensure_session(self, facts, *, quiet: bool = False) -> bool:
+        """A session for the slide on the model's tile grid (`ModelFacts`); False if impossible."""
         from razn.errors import RaznError
         from razn.inference.tiling import tile_grid
         from razn.session import SegmentationSession
@@ -389,7 +395,7 @@ class RaznWidget(ExportAndImprove, Container):
             notify("the slide does not record its pixel size: set its mpp under Slide first")
             return False
         try:
-            grid = tile_grid(slide, model.config)
+            grid = tile_grid(slide, facts.config)
         except RaznError as error:
             notify(str(error))
             return False
@@ -572,15 +578,18 @@ class RaznWidget(ExportAndImprove, Container):
         from razn.errors import RaznError
 
         try:
-            model = self._model()
-        except RaznError as error:
+            facts = self._model_facts()
+        except (RaznError, OSError) as error:
             self._notify(str(error))
             return None
-        if not self.ensure_session(model):
+        if not self.ensure_session(facts):
             return None
-        self.session.use_settings(self._settings(model))
-        self.session.made_by = {"model": self._model_reference()}
-        return self.slide, model
+        self.session.use_settings(self._settings(facts))
+        self.session.made_by = {"model": facts.reference}
+        if not self._devices_probed:  # the run imports torch: probe beside it
+            self._devices_probed = True
+            self.workers.start(devices_found, returned=self._devices_found)
+        return self.slide, facts.reference
 
     def segment_view(self, _value=None) -> None:
         ready = self._prepare()
