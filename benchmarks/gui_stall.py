@@ -58,8 +58,9 @@ def reset(viewer, widget, app, cold: bool = False) -> None:
     for layer in list(viewer.layers):
         if layer.name.startswith("RAZN"):
             viewer.layers.remove(layer)
-    if not cold and hasattr(widget, "_prepare_layers"):
-        widget._prepare_layers()
+    if not cold:
+        widget.prepare_session()
+        widget.review.ensure_layers()
         while widget.classes_layer is None:
             settle(app, 0.05)
     settle(app, 0.5)  # the repaint after removing or adding them is not the run's
