@@ -170,14 +170,21 @@ class Ticker:
         return int(worst)
 
 
-def dock_phases() -> dict:
-    """Worst stalls: opening the sample (first generation), docking, the panel's work after."""
+def dock_phases(baseline: bool = False) -> dict:
+    """Worst stalls: opening the sample (first generation), docking, the panel's work after.
+
+    `baseline`: the same steps with napari's own pieces, to tell napari's
+    share from the panel's: napari's built-in "astronaut" sample (one RGB
+    image, read from scikit-image's data) and a bare QWidget docked with
+    `add_dock_widget`, the call `add_plugin_dock_widget` makes once it has
+    made the plugin's widget.
+    """
     import os
     import tempfile
 
     os.environ["NAPARI_RAZN_CACHE"] = tempfile.mkdtemp(prefix="razn-sample-")
     import napari
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication, QLabel
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
@@ -186,16 +193,23 @@ def dock_phases() -> dict:
     settle(app, 0.5)
     ticker.phase()
     start = time.monotonic()
-    viewer.open_sample("napari-razn", "synthetic-slide")
+    if baseline:
+        viewer.open_sample("napari", "astronaut")
+    else:
+        viewer.open_sample("napari-razn", "synthetic-slide")
     settle(app, 0.5)
     sample, sample_s = ticker.phase(), time.monotonic() - start
     start = time.monotonic()
-    _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
+    if baseline:
+        viewer.window.add_dock_widget(QLabel("baseline"), name="baseline", area="right")
+        widget = None
+    else:
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
     settle(app, 0.3)
     dock, dock_s = ticker.phase(), time.monotonic() - start
     end = time.monotonic() + 60
-    while time.monotonic() < end and (
-        getattr(widget, "warming", False) or widget.classes_layer is None
+    while widget is not None and time.monotonic() < end and (
+        widget.warming or widget.session is None
         or not widget.tissue_label.value.endswith("of the slide")
     ):  # fmt: skip
         settle(app, 0.1)
@@ -203,7 +217,7 @@ def dock_phases() -> dict:
     after = ticker.phase()
     viewer.close()
     return {"sample": sample, "sample_s": sample_s, "dock": dock, "dock_s": dock_s,
-            "after": after}  # fmt: skip
+            "after": after, "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def main() -> int:
@@ -213,12 +227,16 @@ def main() -> int:
                         help="the run adds the RAZN layers itself (not made when the slide was shown)")  # fmt: skip
     parser.add_argument("--dock", action="store_true",
                         help="measure opening the sample and docking the panel instead")  # fmt: skip
+    parser.add_argument("--baseline", action="store_true",
+                        help="with --dock: napari's own sample and a bare docked widget")  # fmt: skip
     args = parser.parse_args()
     if args.dock:
-        m = dock_phases()
-        print("| open sample, first time (ms) | docking (ms) | panel's work after (ms) |")
-        print("|---|---|---|")
-        print(f"| {m['sample']} ({m['sample_s']:.1f} s) | {m['dock']} | {m['after']} |")
+        m = dock_phases(args.baseline)
+        what = "napari baseline" if args.baseline else "napari-razn"
+        print("| what | open sample, first time (ms) | docking (ms) | work after (ms) | load |")
+        print("|---|---|---|---|---|")
+        print(f"| {what} | {m['sample']} ({m['sample_s']:.1f} s) | {m['dock']} "
+              f"| {m['after']} | {m['load']:.1f} |")  # fmt: skip
         return 0
     app, viewer, widget = open_panel()
     print(

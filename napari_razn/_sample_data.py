@@ -128,13 +128,22 @@ def make_synthetic_slide_sample():
 
 def _sample_layers():
     with contextlib.suppress(Exception):
-        # napari builds pint's unit registry (1-2 s) when the first layer
-        # with units is added, and imports pandas for the first Labels
-        # layer's features, on the GUI thread: both done here instead.
+        # One-off work napari does on the GUI thread when these layers are
+        # added (found by profiling it and diffing sys.modules around it),
+        # done here instead: pint's unit registry (1-2 s) for the first
+        # layer with units; the imports of the first Labels layer (pandas
+        # for its features, scipy.ndimage and scipy.linalg, skimage's
+        # colour, exposure and util modules); vispy's dash patterns for its
+        # outlines (a numpy loop, 0.2-0.3 s, cached once made).
         from napari.utils._units import get_unit_registry
+        from vispy.visuals.line.dash_atlas import DashAtlas
 
+        DashAtlas()
         get_unit_registry().um  # noqa: B018  (pint builds the registry on first use)
         import pandas  # noqa: F401
+        import scipy.linalg  # noqa: F401
+        import scipy.ndimage  # noqa: F401
+        from skimage import color, exposure, util  # noqa: F401
     import numpy as np
 
     from razn.classes import DEFAULT_CLASSES

@@ -52,7 +52,9 @@ def test_improve_the_model_from_corrections(
     # The corrections stay, and the session now runs on the new model.
     assert (widget.session.labels[90:106, 120:136] == 4).all()
     assert widget.segmentation.model().checkpoint_path == new
-    assert widget.session.settings["model"] == model_identity(widget.segmentation.model())["sha256"]
+    assert (
+        widget.session.settings["model"] == model_identity(widget.segmentation.model())["sha256"]
+    )
     assert widget.session.done.any()
 
 
