@@ -18,15 +18,20 @@ worst gap once it returned (all that this benchmark measured before the
 click was counted). "full GCs" lists Python's full garbage collections
 during the run: each stalls the GUI thread for its whole length.
 
-By default the panel has made its (empty) session and layers when the
-slide was shown, as a user meets it; `--cold` leaves that to the run, as
-after a session is replaced, so the run's stalls include adding layers.
+By default the panel's (empty) session and its classes layer are in
+before the click, as on any run after a slide's first; `--cold` leaves the
+layer to the run, as every first run on a slide adds it, so the run's
+stalls include adding it. Run 1 is the process's first, whose worker
+loads torch (the panel imports it no earlier).
 
 `--dock` measures instead what comes before any run, in a fresh napari:
 File > Open Sample (the synthetic slide generated for the first time, in
 an empty cache), then docking the panel as napari's Plugins menu does
 (`add_plugin_dock_widget`), then the next seconds, while the panel does
-its work ahead (device probe, tissue mask, warm-up, its layers).
+its work ahead (tissue mask, warm-up: the model's header and imports).
+`--dock --baseline` does the same with napari's own pieces, side by side:
+its built-in "astronaut" sample and a bare docked widget. Each prints the
+load average, as the figures depend on it.
 
 The issue's floor: the worst gap under 100 ms on this CPU.
 """
@@ -49,10 +54,9 @@ def settle(app, seconds: float) -> None:
 def reset(viewer, widget, app, cold: bool = False) -> None:
     """No session and no RAZN layers: the next run is a first run for the panel.
 
-    Unless `cold`, the panel then does what it does when a slide is shown
-    and the model is loaded: it makes an empty session and adds its layers
-    (one per event-loop turn), before the click, as a user meets it. Cold,
-    the run has to add them itself (as after a session is replaced).
+    Unless `cold`, the panel's empty session and classes layer are then
+    made before the click (as after a first run); cold, the run adds the
+    layer itself, as every first run on a slide does.
     """
     widget.session = None
     for layer in list(viewer.layers):
