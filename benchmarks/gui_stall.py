@@ -18,15 +18,20 @@ worst gap once it returned (all that this benchmark measured before the
 click was counted). "full GCs" lists Python's full garbage collections
 during the run: each stalls the GUI thread for its whole length.
 
-By default the panel has made its (empty) session and layers when the
-slide was shown, as a user meets it; `--cold` leaves that to the run, as
-after a session is replaced, so the run's stalls include adding layers.
+By default the panel's (empty) session and its classes layer are in
+before the click, as on any run after a slide's first; `--cold` leaves the
+layer to the run, as every first run on a slide adds it, so the run's
+stalls include adding it. Run 1 is the process's first, whose worker
+loads torch (the panel imports it no earlier).
 
 `--dock` measures instead what comes before any run, in a fresh napari:
 File > Open Sample (the synthetic slide generated for the first time, in
 an empty cache), then docking the panel as napari's Plugins menu does
 (`add_plugin_dock_widget`), then the next seconds, while the panel does
-its work ahead (device probe, tissue mask, warm-up, its layers).
+its work ahead (tissue mask, warm-up: the model's header and imports).
+`--dock --baseline` does the same with napari's own pieces, side by side:
+its built-in "astronaut" sample and a bare docked widget. Each prints the
+load average, as the figures depend on it.
 
 The issue's floor: the worst gap under 100 ms on this CPU.
 """
@@ -49,17 +54,17 @@ def settle(app, seconds: float) -> None:
 def reset(viewer, widget, app, cold: bool = False) -> None:
     """No session and no RAZN layers: the next run is a first run for the panel.
 
-    Unless `cold`, the panel then does what it does when a slide is shown
-    and the model is loaded: it makes an empty session and adds its layers
-    (one per event-loop turn), before the click, as a user meets it. Cold,
-    the run has to add them itself (as after a session is replaced).
+    Unless `cold`, the panel's empty session and classes layer are then
+    made before the click (as after a first run); cold, the run adds the
+    layer itself, as every first run on a slide does.
     """
     widget.session = None
     for layer in list(viewer.layers):
         if layer.name.startswith("RAZN"):
             viewer.layers.remove(layer)
-    if not cold and hasattr(widget, "_prepare_layers"):
-        widget._prepare_layers()
+    if not cold:
+        widget.prepare_session()
+        widget.review.ensure_layers()
         while widget.classes_layer is None:
             settle(app, 0.05)
     settle(app, 0.5)  # the repaint after removing or adding them is not the run's
@@ -169,14 +174,21 @@ class Ticker:
         return int(worst)
 
 
-def dock_phases() -> dict:
-    """Worst stalls: opening the sample (first generation), docking, the panel's work after."""
+def dock_phases(baseline: bool = False) -> dict:
+    """Worst stalls: opening the sample (first generation), docking, the panel's work after.
+
+    `baseline`: the same steps with napari's own pieces, to tell napari's
+    share from the panel's: napari's built-in "astronaut" sample (one RGB
+    image, read from scikit-image's data) and a bare QWidget docked with
+    `add_dock_widget`, the call `add_plugin_dock_widget` makes once it has
+    made the plugin's widget.
+    """
     import os
     import tempfile
 
     os.environ["NAPARI_RAZN_CACHE"] = tempfile.mkdtemp(prefix="razn-sample-")
     import napari
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication, QLabel
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
@@ -185,16 +197,23 @@ def dock_phases() -> dict:
     settle(app, 0.5)
     ticker.phase()
     start = time.monotonic()
-    viewer.open_sample("napari-razn", "synthetic-slide")
+    if baseline:
+        viewer.open_sample("napari", "astronaut")
+    else:
+        viewer.open_sample("napari-razn", "synthetic-slide")
     settle(app, 0.5)
     sample, sample_s = ticker.phase(), time.monotonic() - start
     start = time.monotonic()
-    _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
+    if baseline:
+        viewer.window.add_dock_widget(QLabel("baseline"), name="baseline", area="right")
+        widget = None
+    else:
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
     settle(app, 0.3)
     dock, dock_s = ticker.phase(), time.monotonic() - start
     end = time.monotonic() + 60
-    while time.monotonic() < end and (
-        getattr(widget, "warming", False) or widget.classes_layer is None
+    while widget is not None and time.monotonic() < end and (
+        widget.warming or widget.session is None
         or not widget.tissue_label.value.endswith("of the slide")
     ):  # fmt: skip
         settle(app, 0.1)
@@ -202,7 +221,7 @@ def dock_phases() -> dict:
     after = ticker.phase()
     viewer.close()
     return {"sample": sample, "sample_s": sample_s, "dock": dock, "dock_s": dock_s,
-            "after": after}  # fmt: skip
+            "after": after, "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def main() -> int:
@@ -212,12 +231,16 @@ def main() -> int:
                         help="the run adds the RAZN layers itself (not made when the slide was shown)")  # fmt: skip
     parser.add_argument("--dock", action="store_true",
                         help="measure opening the sample and docking the panel instead")  # fmt: skip
+    parser.add_argument("--baseline", action="store_true",
+                        help="with --dock: napari's own sample and a bare docked widget")  # fmt: skip
     args = parser.parse_args()
     if args.dock:
-        m = dock_phases()
-        print("| open sample, first time (ms) | docking (ms) | panel's work after (ms) |")
-        print("|---|---|---|")
-        print(f"| {m['sample']} ({m['sample_s']:.1f} s) | {m['dock']} | {m['after']} |")
+        m = dock_phases(args.baseline)
+        what = "napari baseline" if args.baseline else "napari-razn"
+        print("| what | open sample, first time (ms) | docking (ms) | work after (ms) | load |")
+        print("|---|---|---|---|---|")
+        print(f"| {what} | {m['sample']} ({m['sample_s']:.1f} s) | {m['dock']} "
+              f"| {m['after']} | {m['load']:.1f} |")  # fmt: skip
         return 0
     app, viewer, widget = open_panel()
     print(

@@ -8,11 +8,12 @@ never applied: a run for slide A whose results arrive after the user
 switched to slide B (or removed A's layer, or closed napari) cannot write
 A's labels into B's session, nor raise on B's other-sized grid.
 
-States: `idle` (nothing running), `warming` (the first run's one-off work
-is being done ahead), `running`, `cancelling` (the engine was asked to stop
-and its last results are still arriving; they are finished tiles of the
-shown session, so they are kept), `closed` (napari closed the panel: nothing
-is applied any more). Qt-free, so it is tested without a display.
+States: `idle` (nothing running), `running`, `cancelling` (the engine was
+asked to stop and its last results are still arriving; they are finished
+tiles of the shown session, so they are kept), `closed` (napari closed the
+panel: nothing is applied any more). The work the panel does ahead of a
+first run (`SegmentationPanel.warming`) is no state of its own: it
+touches nothing shown. Qt-free, so it is tested without a display.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from enum import Enum
 
 class State(Enum):
     IDLE = "idle"
-    WARMING = "warming"
     RUNNING = "running"
     CANCELLING = "cancelling"
     CLOSED = "closed"
@@ -63,10 +63,6 @@ class PanelController:
             return
         self.session, self.run = session, None
         self.state = State.IDLE
-
-    def warming(self, on: bool) -> None:
-        if self.state in (State.IDLE, State.WARMING):
-            self.state = State.WARMING if on else State.IDLE
 
     def begin_run(self, tiles: int) -> Run:
         """A run for the shown session with its current settings becomes the current one."""

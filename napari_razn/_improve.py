@@ -1,7 +1,7 @@
-"""Export and improve: the classes to QuPath, the corrections as training data, fine-tuning.
+"""The Export-and-improve sub-panel: classes to QuPath, corrections as training data, fine-tuning.
 
-A mixin of `RaznWidget` (it uses the panel's session, workers, controls
-and notifications), kept apart so each module stays about one thing.
+Fine-tuning runs in a worker that loads the model itself (torch is never
+imported on the GUI thread); the panel's teardown stops it at its next step.
 """
 
 from __future__ import annotations
@@ -10,38 +10,54 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_razn._models import warm_up
+from napari_razn import _panels
+from napari_razn._models import cached_model, warm_up
 
 #: Optimiser steps of "Improve the model from my corrections".
 FINETUNE_ITERATIONS = 60
 
 
-class ExportAndImprove:
-    """Export to QuPath, export corrections, improve the model from them."""
+class ExportPanel:
+    """Export to QuPath, export corrections, improve the model from them, for `shell`."""
+
+    def __init__(self, shell) -> None:
+        self.shell = shell
+        self.box, self.controls = _panels.export_panel()
+        self.worker = None  # the fine-tuning worker, while it runs
+        c = self.controls
+        c.export_button.changed.connect(self.export_geojson)
+        c.export_corrections_button.changed.connect(self.export_corrections)
+        c.improve_button.changed.connect(self.improve_model)
+
+    def stop(self) -> None:
+        """Fine-tuning stops at its next step (nothing if none runs)."""
+        self.shell.workers.quit(self.worker)
 
     # -- export ---------------------------------------------------------------------
     def export_geojson(self, _value=None) -> None:
         from napari.utils.notifications import show_info
 
-        self._finish_layers()
-        if self.classes_layer is None:
-            self._notify("nothing to export yet: segment first")
+        shell, review = self.shell, self.shell.review
+        if shell.session is not None and shell.session.done.any():
+            review.ensure_layers()
+        review.finish_layers()
+        if review.classes_layer is None:
+            shell.notify("nothing to export yet: segment first")
             return
-        path = self.export_path.value.strip()
+        export_path = self.controls.export_path
+        path = export_path.value.strip()
         if not path:
-            from pathlib import Path
-
-            slide = Path(self.session.slide_path)
+            slide = Path(shell.session.slide_path)
             path = str(slide.with_name(slide.stem + ".razn.geojson"))
             if not _writable(path):
                 path = str(Path.home() / (slide.stem + ".razn.geojson"))
-            self.export_path.value = path
+            export_path.value = path
         try:
             from napari_razn._writer import export_layer_to_geojson
 
-            count = export_layer_to_geojson(self.classes_layer, path)
+            count = export_layer_to_geojson(review.classes_layer, path)
         except Exception as error:  # shown, never a dead widget
-            self._notify(f"export failed: {error}")
+            shell.notify(f"export failed: {error}")
             return
         show_info(f"RAZN: wrote {count} QuPath annotations to {path}")
 
@@ -49,31 +65,30 @@ class ExportAndImprove:
         """The corrected pixels as training data for `razn train` (a label TIFF and GeoJSON)."""
         from napari.utils.notifications import show_info
 
-        if self.session is None or not self.session.corrected.any():
-            self._notify("nothing corrected yet: paint on the classes layer first")
+        session = self.shell.session
+        if session is None or not session.corrected.any():
+            self.shell.notify("nothing corrected yet: paint on the classes layer first")
             return []
-        from pathlib import Path
-
         from razn.annotations import export_label_grid
         from razn.classes import NORMAL
         from razn.label_tiff import write_label_grid
 
-        slide = Path(self.session.slide_path)
+        slide = Path(session.slide_path)
         folder = slide.parent if _writable(str(slide)) else Path.home()
         stem = folder / (slide.stem + ".corrections")
-        grid = self.session.grid
-        labels = np.where(self.session.corrected, self.session.labels, 0).astype(np.uint8)
+        grid = session.grid
+        labels = np.where(session.corrected, session.labels, 0).astype(np.uint8)
         try:
             write_label_grid(
-                f"{stem}.tif", labels, grid.downsample, mpp=self.session.mpp,
+                f"{stem}.tif", labels, grid.downsample, mpp=session.mpp,
                 level0_shape=grid.slide_shape,
             )  # fmt: skip
             count = export_label_grid(
-                labels, grid.downsample, f"{stem}.geojson", mpp=self.session.mpp,
+                labels, grid.downsample, f"{stem}.geojson", mpp=session.mpp,
                 include_normal=bool((labels == NORMAL).any()),
             )  # fmt: skip
         except Exception as error:  # shown, never a dead widget
-            self._notify(f"export failed: {error}")
+            self.shell.notify(f"export failed: {error}")
             return []
         show_info(f"RAZN: wrote corrections to {stem}.tif and {stem}.geojson ({count} regions)")
         return [Path(f"{stem}.tif"), Path(f"{stem}.geojson")]
@@ -81,73 +96,73 @@ class ExportAndImprove:
     # -- fine-tuning ------------------------------------------------------------
     def improve_model(self, _value=None) -> None:
         """Fine-tune a copy of the model on the corrections, in a worker, then segment again."""
-        if self.session is None or not self.session.corrected.any():
-            self._notify("nothing corrected yet: paint on the classes layer first")
+        shell, segmentation = self.shell, self.shell.segmentation
+        session = shell.session
+        if session is None or not session.corrected.any():
+            shell.notify("nothing corrected yet: paint on the classes layer first")
             return
-        if self._finetune_worker is not None:
-            self._notify("the model is already being improved")
+        if self.worker is not None:
+            shell.notify("the model is already being improved")
             return
-        from razn.errors import RaznError
-
-        try:
-            model = self._model()
-        except RaznError as error:
-            self._notify(str(error))
-            return
-        self.cancel()  # the CPU goes to the fine-tuning
-        session, iterations = self.session, FINETUNE_ITERATIONS
-        self._finetune_worker = self.workers.start(
-            _finetune, model, self.open_slide(), session.labels.copy(),
-            session.corrected.copy(), session.grid.downsample, iterations,
-            self.device_picker.value,
+        segmentation.cancel()  # the CPU goes to the fine-tuning
+        iterations = FINETUNE_ITERATIONS
+        self.worker = shell.workers.start(
+            _finetune, segmentation.model_reference(), shell.open_slide(),
+            session.labels.copy(), session.corrected.copy(), session.grid.downsample,
+            iterations, segmentation.controls.device_picker.value,
             yielded=self._finetune_step, returned=self._finetuned,
             errored=self._finetune_failed, finished=self._finetune_ended,
         )  # fmt: skip
-        self.progress_bar.max, self.progress_bar.value = iterations, 0
-        self.progress_label.value = f"improving the model: 0 / {iterations} steps"
+        progress = segmentation.controls
+        progress.progress_bar.max, progress.progress_bar.value = iterations, 0
+        progress.progress_label.value = f"improving the model: 0 / {iterations} steps"
 
     def _finetune_ended(self) -> None:
-        if self._finetune_worker is not None and self.progress_label.value.startswith("improving"):
-            self.progress_label.value = "cancelled"
-        self._finetune_worker = None
+        label = self.shell.segmentation.controls.progress_label
+        if self.worker is not None and label.value.startswith("improving"):
+            label.value = "cancelled"
+        self.worker = None
 
     def _finetune_step(self, progress) -> None:
+        c = self.shell.segmentation.controls
         loss = progress.metrics.get("segmentation_loss", float("nan"))
-        self.progress_bar.value = min(progress.iteration, self.progress_bar.max)
-        self.progress_label.value = (
+        c.progress_bar.value = min(progress.iteration, c.progress_bar.max)
+        c.progress_label.value = (
             f"improving the model: {progress.iteration} / {progress.iterations} steps, "
             f"loss {loss:.3f}"
         )
 
     def _finetune_failed(self, error: Exception) -> None:
-        self.progress_label.value = "failed"
-        self._notify(f"improving the model failed: {error}")
+        self.shell.segmentation.controls.progress_label.value = "failed"
+        self.shell.notify(f"improving the model failed: {error}")
 
     def _finetuned(self, path) -> None:
         from napari.utils.notifications import show_info
 
         if path is None:  # stopped before the end: nothing saved
             return
+        segmentation = self.shell.segmentation
+        c = segmentation.controls
         # The threshold the user works at stays: the new model is a short
         # adaptation of the old one, not a model with a threshold of its own.
-        self._threshold_of = str(path)
-        self.model_input.value = str(path)
-        self.progress_label.value = "model improved"
+        segmentation.show_model(str(path), None)
+        c.progress_label.value = "model improved"
         show_info(
             f"RAZN: saved the improved model to {path} (a short adaptation to this "
             "slide, not a validated model); segmenting the view again, threshold "
-            f"{self.threshold.value:g}"
+            f"{c.threshold.value:g}"
         )
-        self.segment_view()
+        segmentation.segment_view()
 
 
-def _finetune(model, slide, labels, corrected, downsample, iterations, device):
+def _finetune(reference, slide, labels, corrected, downsample, iterations, device):
     """Worker body: fine-tune on `device`, yielding progress; returns the new checkpoint.
 
-    The new checkpoint is loaded and hashed here too, so the segmenting that
-    follows finds it cached instead of loading it on the GUI thread.
+    The model is loaded here (torch is never imported on the GUI thread), and
+    the new checkpoint's facts are read here too, so the segmenting that
+    follows finds them cached.
     """
-
+    model = cached_model(reference)
     import torch
 
     from razn.devices import threads_beside_gui

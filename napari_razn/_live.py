@@ -31,44 +31,46 @@ from qtpy.QtCore import QTimer
 APPLY_BUDGET_S = 0.015
 
 
-def view_region(layer, downsamples, viewer=None) -> tuple[float, float, float, float] | None:
-    """The level-0 box (x, y, w, h) of the slide the canvas shows.
+def view_region(layer, viewer) -> tuple[float, float, float, float] | None:
+    """The level-0 box (x, y, w, h) of the slide the canvas shows (None if off the slide).
 
-    From the camera (centre, zoom) and the canvas size when the viewer is
-    given: the layer's corner pixels are widened to its chunk boundaries
-    and kept while the view stays inside them, so they can hold several
-    times what is visible. Without a viewer, from the corner pixels.
+    From the camera (centre, zoom) and the canvas size, not the layer's
+    corner pixels: napari widens those to its chunk boundaries and keeps
+    them while the view stays inside, so they can hold several times what
+    is visible.
     """
-    if viewer is not None:
-        scene = getattr(viewer, "scene", None)
-        camera = getattr(scene, "camera", None) or viewer.camera
-        h, w = viewer.canvas.size
-        cy, cx = camera.center[-2:]
-        half_h, half_w = h / 2 / camera.zoom, w / 2 / camera.zoom
-        r0, c0 = layer.world_to_data((cy - half_h, cx - half_w))[-2:]
-        r1, c1 = layer.world_to_data((cy + half_h, cx + half_w))[-2:]
-        level0 = layer.level_shapes[0][-2:] if layer.multiscale else layer.data.shape[-2:]
-        r0, c0 = max(r0, 0.0), max(c0, 0.0)
-        r1, c1 = min(r1, float(level0[0])), min(c1, float(level0[1]))
-        if r1 <= r0 or c1 <= c0:
-            return None
-        return (c0, r0, c1 - c0, r1 - r0)
-    corners = layer.corner_pixels  # [[row0, col0], [row1, col1]] at the shown level
-    level = getattr(layer, "data_level", 0)
-    d = downsamples[min(level, len(downsamples) - 1)]
-    (r0, c0), (r1, c1) = corners[0][-2:], corners[1][-2:]
+    scene = getattr(viewer, "scene", None)
+    camera = getattr(scene, "camera", None) or viewer.camera
+    h, w = viewer.canvas.size
+    cy, cx = camera.center[-2:]
+    half_h, half_w = h / 2 / camera.zoom, w / 2 / camera.zoom
+    r0, c0 = layer.world_to_data((cy - half_h, cx - half_w))[-2:]
+    r1, c1 = layer.world_to_data((cy + half_h, cx + half_w))[-2:]
+    level0 = layer.level_shapes[0][-2:] if layer.multiscale else layer.data.shape[-2:]
+    r0, c0 = max(r0, 0.0), max(c0, 0.0)
+    r1, c1 = min(r1, float(level0[0])), min(c1, float(level0[1]))
     if r1 <= r0 or c1 <= c0:
         return None
-    return (c0 * d, r0 * d, (c1 - c0 + 1) * d, (r1 - r0 + 1) * d)
+    return (c0, r0, c1 - c0, r1 - r0)
 
 
-def _segment_tiles(slide, model, tiles, threshold, device, torch_threads, stop):
-    """Worker body: the engine over `tiles`, stopping when asked."""
+def _segment_tiles(slide, model, tiles, threshold, device, stop):
+    """Worker body: the engine over `tiles`, stopping when asked.
+
+    model : a loaded model, or its reference ("demo", a checkpoint path),
+        loaded here on the first run (it imports torch: never on the GUI thread).
+    """
+    if isinstance(model, str):
+        from napari_razn._models import cached_model
+
+        model = cached_model(model)
     import torch
 
+    from razn.devices import threads_beside_gui
     from razn.inference import segment
 
-    torch.set_num_threads(torch_threads)
+    # Leave a core to the GUI thread, so the viewer stays responsive.
+    torch.set_num_threads(threads_beside_gui())
     yield from segment(
         slide, model, tiles=tiles, threshold=threshold, device=device, batch_size=4,
         cancelled=stop,
@@ -111,13 +113,9 @@ class SegmentationRunner:
         if not tiles:
             self._on_done(run)
             return
-        from razn.devices import threads_beside_gui
-
         stop = self._stop = [False]
-        # Leave a core to the GUI thread, so the viewer stays responsive.
-        threads = threads_beside_gui()
         worker = self._workers.start(
-            _segment_tiles, slide, model, tiles, threshold, device, threads,
+            _segment_tiles, slide, model, tiles, threshold, device,
             lambda: stop[0],
             yielded=lambda result, run=run: self._yielded(run, result),
             finished=lambda w=None, run=run: self._finished(run),

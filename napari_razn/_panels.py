@@ -1,9 +1,10 @@
-"""The panel's controls, grouped in four small sub-panels, with no behaviour of their own.
+"""The layout of the panel's four sub-panels: their controls, with no behaviour.
 
 Slide (facts and pixel size), segmentation (model, device, threshold,
 runs, progress), review (legend, display, what is under the cursor, zoom
-layers) and export-and-improve. `RaznWidget` wires them to the controller;
-building them here keeps that module about what happens, not how it looks.
+layers) and export-and-improve. Each sub-panel's module (`_slide_panel`,
+`_segment_panel`, `_review_panel`, `_improve`) builds its own here and
+wires it; keeping the layout apart keeps those modules about what happens.
 """
 
 from __future__ import annotations

@@ -37,17 +37,48 @@ def cache_folder() -> Path:
     return Path(base) / "napari-razn"
 
 
-def synthetic_slide_path() -> Path:
-    """The cached sample slide, generated if it or its ground truth is missing."""
-    from razn.synth import companion_paths, generate_slide
+def synthetic_slide_path(*, in_subprocess: bool = False) -> Path:
+    """The cached sample slide, generated if it or its ground truth is missing.
+
+    in_subprocess : generate it in a child Python process. The generator is
+        numpy and scipy work, much of which holds the interpreter (scipy's
+        filters, small array operations): in a thread beside napari's GUI
+        thread it stalled the window for seconds at a time. A process has an
+        interpreter of its own.
+    """
+    from razn.synth import companion_paths
 
     folder = cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
     image = folder / SAMPLE_NAME
     if not all(p.is_file() for p in companion_paths(image)):
-        width, height = SAMPLE_SIZE
-        generate_slide(image, width, height, seed=SAMPLE_SEED, mpp=SAMPLE_MPP)
+        if in_subprocess:
+            _generate_in_subprocess(image)
+        else:
+            _generate(image)
     return image
+
+
+def _generate(image: Path) -> None:
+    from razn.synth import generate_slide
+
+    width, height = SAMPLE_SIZE
+    generate_slide(image, width, height, seed=SAMPLE_SEED, mpp=SAMPLE_MPP)
+
+
+def _generate_in_subprocess(image: Path) -> None:
+    """`_generate(image)` in a child process; its last error line if it fails."""
+    import subprocess
+    import sys
+
+    code = "import sys; from pathlib import Path; from napari_razn._sample_data import _generate; "
+    code += "_generate(Path(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(image)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or "").strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"could not generate the sample slide {image}: {lines[-1]}")
 
 
 def _keeping_the_gui_live(func):
@@ -88,19 +119,31 @@ def _keeping_the_gui_live(func):
 def make_synthetic_slide_sample():
     """napari sample contribution: the slide (multiscale) and its truth (labels).
 
-    All of it (generating the slide the first time, the imports, opening
-    it, reading its truth) runs off the GUI thread (`_keeping_the_gui_live`).
+    All of it runs off the GUI thread (`_keeping_the_gui_live`): the imports,
+    opening the slide and reading its truth in a thread, and generating it
+    the first time in a child process (`synthetic_slide_path`).
     """
     return _keeping_the_gui_live(_sample_layers)
 
 
 def _sample_layers():
     with contextlib.suppress(Exception):
-        # napari builds pint's unit registry (1-2 s) when the first layer
-        # with units is added, on the GUI thread: built here instead.
+        # One-off work napari does on the GUI thread when these layers are
+        # added (found by profiling it and diffing sys.modules around it),
+        # done here instead: pint's unit registry (1-2 s) for the first
+        # layer with units; the imports of the first Labels layer (pandas
+        # for its features, scipy.ndimage and scipy.linalg, skimage's
+        # colour, exposure and util modules); vispy's dash patterns for its
+        # outlines (a numpy loop, 0.2-0.3 s, cached once made).
         from napari.utils._units import get_unit_registry
+        from vispy.visuals.line.dash_atlas import DashAtlas
 
-        get_unit_registry()
+        DashAtlas()
+        get_unit_registry().um  # noqa: B018  (pint builds the registry on first use)
+        import pandas  # noqa: F401
+        import scipy.linalg  # noqa: F401
+        import scipy.ndimage  # noqa: F401
+        from skimage import color, exposure, util  # noqa: F401
     import numpy as np
 
     from razn.classes import DEFAULT_CLASSES
@@ -108,7 +151,7 @@ def _sample_layers():
     from razn.slide import open_slide
     from razn.synth import companion_paths
 
-    image = synthetic_slide_path()
+    image = synthetic_slide_path(in_subprocess=True)
     slide = open_slide(image)
     mpp0 = slide.mpp
     levels = slide.levels

@@ -64,7 +64,7 @@ def main(scenario: str, slide: str, checkpoint: str) -> None:
         if scenario == "mid-run" and widget.runner.finished >= 3:
             close_now()
         elif scenario == "mid-finetune":
-            if widget.session is not None and widget._finetune_worker is None:
+            if widget.session is not None and widget.export.worker is None:
                 if not widget.runner.running and widget.session.done.any():
                     labels = viewer.layers["RAZN classes"]
                     rows, cols = labels.data.shape

@@ -21,7 +21,7 @@ def test_improve_the_model_from_corrections(
     shutil.copy(small_checkpoint, checkpoint)
     viewer, widget = open_panel(make_napari_viewer, small_slide, checkpoint)
     widget.improve_model()  # nothing segmented or corrected: told, nothing runs
-    assert widget._finetune_worker is None
+    assert widget.export.worker is None
     widget.segment_slide()
     wait_idle(qtbot, widget)
     layer = viewer.layers[CLASSES_LAYER]
@@ -31,13 +31,13 @@ def test_improve_the_model_from_corrections(
     # Cancel stops it at its next step, and nothing is saved.
     widget.improve_model()
     widget.cancel()
-    qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.export.worker is None, timeout=30000)
     assert widget.progress_label.value == "cancelled" and not new.exists()
     assert widget.model_input.value == str(checkpoint)
     widget.threshold.value = 0.35  # the user's threshold outlives the fine-tuning
     widget.improve_model()
     assert "improving" in widget.progress_label.value
-    qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.export.worker is None, timeout=30000)
     assert new.is_file()
     assert widget.model_input.value == str(new)
     qtbot.wait(200)  # a threshold read for the new model would have landed by now
@@ -51,8 +51,10 @@ def test_improve_the_model_from_corrections(
     assert info["iterations"] == 8
     # The corrections stay, and the session now runs on the new model.
     assert (widget.session.labels[90:106, 120:136] == 4).all()
-    assert widget._model().checkpoint_path == new
-    assert widget.session.settings["model"] == model_identity(widget._model())["sha256"]
+    assert widget.segmentation.model().checkpoint_path == new
+    assert (
+        widget.session.settings["model"] == model_identity(widget.segmentation.model())["sha256"]
+    )
     assert widget.session.done.any()
 
 
@@ -76,6 +78,6 @@ def test_improving_runs_on_the_device_picked(
     viewer.layers[CLASSES_LAYER].data_setitem((rows.ravel(), cols.ravel()), 4)
     widget.device_picker.value = "auto"  # the panel's choice, not a fixed "cpu"
     widget.improve_model()
-    qtbot.waitUntil(lambda: widget._finetune_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.export.worker is None, timeout=30000)
     assert seen == {"device": "auto"}
     wait_idle(qtbot, widget)

@@ -34,6 +34,32 @@ def test_panel_sets_a_missing_mpp(make_napari_viewer, qtbot, tcga_svs):
     qtbot.waitUntil(lambda: widget.tissue_label.value.endswith("of the slide"), timeout=20000)
 
 
+def test_a_panel_never_docked_is_torn_down_with_its_viewer(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    """Made but never docked (a script's panel): closing the viewer ends it, not only app quit.
+
+    Its run stops and is awaited, its session is saved, and nothing it
+    owns runs afterwards.
+    """
+    viewer = make_napari_viewer()
+    viewer.open(str(small_slide), plugin="napari-razn")
+    widget = RaznWidget(viewer)
+    widget.model_input.value = str(small_checkpoint)
+    widget.device_picker.value = "cpu"
+    widget.segment_slide()
+    qtbot.waitUntil(lambda: widget.runner.finished >= 1, timeout=60000)
+    session = widget.session
+    viewer.close()
+    qtbot.waitUntil(lambda: widget.controller.closed, timeout=10000)
+    assert not widget.runner.running and widget.workers.running() == 0
+    assert not widget.autosave.dirty  # flushed on close
+    from razn.session import SegmentationSession, default_session_path
+
+    saved = SegmentationSession.load(default_session_path(session.slide_path))
+    assert saved.done.sum() >= 1
+
+
 def test_panel_without_a_slide(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = RaznWidget(viewer)
@@ -56,7 +82,7 @@ def test_the_slider_starts_at_the_models_own_threshold(make_napari_viewer, qtbot
     widget.model_input.value = str(tuned)
     qtbot.waitUntil(lambda: widget.threshold.value == pytest.approx(0.3))
     widget.threshold.value = 0.7  # the user's choice stands while the model does
-    widget._use_model_threshold()
+    widget.segmentation.use_model_threshold()
     assert widget.threshold.value == pytest.approx(0.7)
 
 

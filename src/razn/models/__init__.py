@@ -3,35 +3,36 @@
 >>> from razn.models import build_model, load_model
 >>> model = build_model("razn-small")          # a fresh model from the registry
 >>> model = load_model("demo")                 # doctest: +SKIP  (the bundled checkpoint)
+
+Names load on first use (PEP 562), so reading a checkpoint's header
+(`read_metadata`, `default_threshold`) or a configuration does not pull in
+torch: the napari panel reads them without the seconds (some of them
+holding the interpreter) that importing torch takes.
 """
 
-from razn.models.build import build_model
-from razn.models.checkpoint import (
-    CheckpointError,
-    default_threshold,
-    load_model,
-    read_metadata,
-    save_checkpoint,
-)
-from razn.models.config import ModelConfig
-from razn.models.policy import ZoomPolicy
-from razn.models.razn import RAZN, Prediction
-from razn.models.registry import get_config, list_configs, register
-from razn.models.segmentation import SegmentationNet
+import importlib
 
-__all__ = [
-    "RAZN",
-    "CheckpointError",
-    "ModelConfig",
-    "Prediction",
-    "SegmentationNet",
-    "ZoomPolicy",
-    "build_model",
-    "default_threshold",
-    "get_config",
-    "list_configs",
-    "load_model",
-    "read_metadata",
-    "register",
-    "save_checkpoint",
-]
+_NAMES = {
+    "RAZN": "razn.models.razn",
+    "CheckpointError": "razn.models.checkpoint",
+    "ModelConfig": "razn.models.config",
+    "Prediction": "razn.models.razn",
+    "SegmentationNet": "razn.models.segmentation",
+    "ZoomPolicy": "razn.models.policy",
+    "build_model": "razn.models.build",
+    "default_threshold": "razn.models.checkpoint",
+    "get_config": "razn.models.registry",
+    "list_configs": "razn.models.registry",
+    "load_model": "razn.models.checkpoint",
+    "read_metadata": "razn.models.checkpoint",
+    "register": "razn.models.registry",
+    "save_checkpoint": "razn.models.checkpoint",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'razn.models' has no attribute {name!r}")

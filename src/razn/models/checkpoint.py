@@ -18,16 +18,19 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from razn._version import __version__
 from razn.atomic import atomic_path
 from razn.errors import RaznError
-from razn.models.build import build_model
 from razn.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, safetensors.torch and the model builders are imported where they
+# are used: reading a header (`read_metadata`, `default_threshold`) must not
+# import torch (the napari panel reads it while the user looks at a slide).
 
 FORMAT = "razn-checkpoint/1"
 
@@ -43,6 +46,8 @@ def save_checkpoint(
     model: torch.nn.Module, path: str | os.PathLike, training: dict | None = None
 ) -> Path:
     """Write `model` (with its `config`) to `path` atomically."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     metadata = {
         "format": FORMAT,
@@ -103,6 +108,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
     """A model from a bundled name ("demo") or a checkpoint file, in eval mode."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from razn.models.build import build_model
+
     path = _resolve(name_or_path)
     info = read_metadata(path)
     # The configuration's tensor shapes, on the meta device (no memory), are
@@ -183,6 +194,8 @@ def _check_fit(path: Path, expected: dict, stored: dict, config: ModelConfig) ->
 
 
 def _check_finite(path: Path, tensors: dict) -> None:
+    import torch
+
     bad = sorted(
         name
         for name, tensor in tensors.items()
