@@ -1,7 +1,7 @@
 """`razn synth`: write a synthetic slide with its ground truth, or a real-tissue mosaic.
 
     razn synth OUT.tif --size WxH --seed N [--mpp 0.25] [--tissue-fraction F]
-                       [--lesion-fraction F] [--invasive desmoplastic|scattered]
+                       [--lesion-fraction F] [--invasive desmoplastic|scattered|spill]
                        [--label-noise PX] [--workers N]
     razn synth OUT.tif --mosaic DIR [--split train|test|all] [--test-fraction F]
                        [--split-seed S] [--seed N] [--mpp 0.25]
@@ -62,10 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--invasive",
         default="desmoplastic",
-        metavar="desmoplastic|scattered",
-        help="invasive carcinoma as crowded nests in pale stroma (default), or as small "
-        "nests ~100 um apart in normal-looking stroma and fat (a 64 um patch of the "
-        "lesion often shows no tumour, a 128 um field nearly always does)",
+        metavar="desmoplastic|scattered|spill",
+        help="invasive carcinoma as crowded nests in pale stroma that fills the annotated "
+        "outline (default); as small nests ~100 um apart in normal-looking stroma and fat "
+        "(a 64 um patch of the lesion often shows no tumour, a 128 um field nearly always "
+        "does); or as crowded nests whose pale stromal reaction is patchy and spills past "
+        "the outline",
     )
     parser.add_argument(
         "--label-noise",
