@@ -114,6 +114,8 @@ class Profile:
     lesion_fraction: float = 0.4
     #: How invasive carcinoma grows (razn synth --invasive).
     invasive: str = "desmoplastic"
+    #: The mosaic's photo folders, under ../shared/data.
+    sources: tuple[str, ...] = ("breakhis-100x",)
 
 
 PROFILES = {
@@ -135,14 +137,20 @@ PROFILES = {
                     pool=40000, iterations=50000, batch_size=16, decay_every=15000),
     "mosaic": Profile("-small", (1,), (2,), 0, pool=2400, iterations=400, batch_size=8,
                       decay_every=300, data="mosaic"),
+    # All four classes: BreakHis plus the BACH example photos and the BRACS
+    # regions of interest (razn.synth.photos says which name is which class).
+    "mosaic4": Profile("-small", (1,), (2,), 0, pool=2400, iterations=400, batch_size=8,
+                       decay_every=300, data="mosaic",
+                       sources=("breakhis-100x", "real-tissue/bach-examples",
+                                "real-tissue/bracs-roi")),
 }  # fmt: skip
-BREAKHIS = ROOT.parent / "shared" / "data" / "breakhis-100x"
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def slides_for(cache: Path, profile: Profile, split: str) -> list[Path]:
     """The profile's training or held-out slides, made on first use."""
     if profile.data == "mosaic":
-        return [make_mosaic(cache, split, seed) for seed in _seeds(profile, split)]
+        return [make_mosaic(cache, split, seed, profile) for seed in _seeds(profile, split)]
     return make_slides(
         cache,
         _seeds(profile, split),
@@ -156,12 +164,14 @@ def _seeds(profile: Profile, split: str):
     return profile.train_seeds if split == "train" else profile.test_seeds
 
 
-def make_mosaic(cache: Path, split: str, seed: int) -> Path:
+def make_mosaic(cache: Path, split: str, seed: int, profile: Profile) -> Path:
     from razn.synth import generate_mosaic
 
-    path = cache / f"mosaic-{split}-{seed}.tif"
+    tag = "" if profile.sources == ("breakhis-100x",) else str(len(profile.sources))
+    path = cache / f"mosaic{tag}-{split}-{seed}.tif"
     if not path.exists():
-        result, photos = generate_mosaic(path, BREAKHIS, seed=seed, split=split)
+        sources = [SHARED_DATA / s for s in profile.sources]
+        result, photos = generate_mosaic(path, sources, seed=seed, split=split)
         print(f"mosaic {split}: {len(photos)} photos, {result.levels[0]} px", flush=True)
     return path
 
@@ -281,8 +291,9 @@ def training_seconds(run: Path) -> float:
 
 def _data_record(profile: Profile) -> dict:
     if profile.data == "mosaic":
-        return {"breakhis_mosaic": "train patients of razn.synth.mosaic.patient_split "
-                "(test fraction 0.3, split seed 0)", "fields": profile.pool}  # fmt: skip
+        return {"mosaic": "train patients of razn.synth.photos.patient_split "
+                "(test fraction 0.3, split seed 0)", "sources": list(profile.sources),
+                "fields": profile.pool}  # fmt: skip
     return {"synthetic_train_seeds": list(profile.train_seeds), "slide_size": profile.slide_size,
             "lesion_fraction": profile.lesion_fraction, "invasive": profile.invasive,
             "fields": profile.pool}  # fmt: skip
@@ -293,6 +304,26 @@ def _describe_data(profile: Profile) -> list[str]:
         f"every model {profile.iterations} Adam steps of {profile.batch_size} fields, lr "
         f"{profile.lr} x0.1 after step {profile.decay_every}, flips/turns/colour augmentation."
     )
+    if profile.data == "mosaic" and profile.sources != ("breakhis-100x",):
+        folders = " ".join(f"../shared/data/{s}" for s in profile.sources)
+        return [
+            f"Training: the four-class real-tissue mosaic of the train patients (`razn synth "
+            f"--mosaic {folders} --split train`, 0.25 um/px), one pool of {profile.pool} "
+            f"class-balanced fields; {budget} Held out: the mosaic of the other patients "
+            f"(`--split test`). Models: `*{profile.suffix}` configurations.",
+            "",
+            "How little data this is: BreakHis gives benign and invasive (41 photos of 343 um), "
+            "the four BACH example photos (one per class, 1.47 um/px: coarser than the 1 um/px "
+            "coarse view, so a zoomed view holds no finer detail) are cut into four pieces "
+            "each, and BRACS gives four regions of about 175 um at 0.25 um/px (in situ, "
+            "benign). Normal tissue is one BACH photo: it is the one class with a single "
+            "patient, so its pieces are shared between train and test (3 train, 1 test), the "
+            "only place the split is not patient-disjoint. In situ is one BRACS region in "
+            "training and the BACH in situ photo held out (split seed 0). The glass around "
+            "the islands is labelled normal as well, so normal IoU is mostly glass. The "
+            "truth is image-level. Read these figures as a smoke test on real pixels, not "
+            "as a measurement.",
+        ]
     if profile.data == "mosaic":
         return [
             f"Training: the BreakHis mosaic of the train patients (`razn synth --mosaic "
