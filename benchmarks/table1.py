@@ -19,10 +19,15 @@ the others; writes docs/benchmarks/table1_mosaic.md) and `scattered`
 --invasive scattered`: the one class a 128 um field reads better than a
 64 um patch; writes docs/benchmarks/table1_scattered.md) and `spill` (quick
 on slides whose stromal reaction is patchy and spills past the invasive
-outline; writes docs/benchmarks/table1_spill.md). Everything is
+outline; writes docs/benchmarks/table1_spill.md), `mosaic4` (the mosaic
+with BACH and BRACS photos too: all four classes), and the paper's
+robustness claims: `noisy16` and `noisy48` (training truth with label
+noise of 16 or 48 um, held-out truth clean) and `uniform` (fields drawn
+uniformly, not class-balanced). Everything is
 cached under --cache, so an interrupted run picks up where it stopped.
 
-Usage: python benchmarks/table1.py --profile quick|full|mosaic|scattered|spill [--cache DIR]
+Usage: python benchmarks/table1.py --profile quick|full|mosaic|mosaic4|scattered|spill|
+                                             noisy16|noisy48|uniform [--cache DIR]
        [--workers 2] [--only MODEL ...] [--seed N] [--retime]
        [--demo-out src/razn/weights/demo.safetensors --demo-from razn-joint]
 
@@ -116,6 +121,13 @@ class Profile:
     invasive: str = "desmoplastic"
     #: The mosaic's photo folders, under ../shared/data.
     sources: tuple[str, ...] = ("breakhis-100x",)
+    #: Label noise of the TRAINING slides' truth, in microns (razn synth
+    #: --label-noise: a smooth displacement of the region boundaries, as a
+    #: hurried annotator draws them); the held-out truth stays clean.
+    label_noise_um: float = 0.0
+    #: Class-balanced field sampling (the paper's); False draws fields
+    #: uniformly over the tissue, so the classes come in their natural shares.
+    balanced: bool = True
 
 
 PROFILES = {
@@ -127,6 +139,17 @@ PROFILES = {
     "scattered": Profile("-small", (101, 102, 103, 104, 105, 106), (201, 202, 203), 6144,
                          pool=4000, iterations=1000, batch_size=8, decay_every=750,
                          lesion_fraction=0.25, invasive="scattered"),
+    # The paper's robustness claims: the quick profile trained on noisy
+    # outlines (two levels) or with uniform instead of class-balanced fields.
+    "noisy16": Profile("-small", (101, 102, 103, 104, 105, 106), (201, 202, 203), 6144,
+                       pool=4000, iterations=1000, batch_size=8, decay_every=750,
+                       lesion_fraction=0.25, label_noise_um=16.0),
+    "noisy48": Profile("-small", (101, 102, 103, 104, 105, 106), (201, 202, 203), 6144,
+                       pool=4000, iterations=1000, batch_size=8, decay_every=750,
+                       lesion_fraction=0.25, label_noise_um=48.0),
+    "uniform": Profile("-small", (101, 102, 103, 104, 105, 106), (201, 202, 203), 6144,
+                       pool=4000, iterations=1000, batch_size=8, decay_every=750,
+                       lesion_fraction=0.25, balanced=False),
     # The quick profile on slides whose stromal reaction is patchy and spills
     # past the invasive outline (`razn synth --invasive spill`): the stroma's
     # colour no longer traces the label.
@@ -157,6 +180,7 @@ def slides_for(cache: Path, profile: Profile, split: str) -> list[Path]:
         profile.slide_size,
         profile.lesion_fraction,
         profile.invasive,
+        label_noise=profile.label_noise_um / 0.25 if split == "train" else 0.0,
     )
 
 
@@ -177,20 +201,27 @@ def make_mosaic(cache: Path, split: str, seed: int, profile: Profile) -> Path:
 
 
 def make_slides(
-    cache: Path, seeds, size: int, lesion_fraction: float = 0.4, invasive: str = "desmoplastic"
+    cache: Path,
+    seeds,
+    size: int,
+    lesion_fraction: float = 0.4,
+    invasive: str = "desmoplastic",
+    label_noise: float = 0.0,
 ) -> list[Path]:
+    """Synthetic slides at 0.25 um/px; `label_noise` in level-0 pixels (truth only)."""
     from razn.synth import generate_slide
 
     paths = []
     for seed in seeds:
         tag = "" if lesion_fraction == 0.4 else f"-lesions{round(100 * lesion_fraction)}"
         tag += "" if invasive == "desmoplastic" else f"-{invasive}"
+        tag += f"-noise{label_noise:g}" if label_noise else ""
         path = cache / f"synth-{size}-{seed}{tag}.tif"
         if not path.exists():
             start = time.time()
             generate_slide(path, size, size, seed=seed, tissue_fraction=0.65,
                            lesion_fraction=lesion_fraction, invasive=invasive,
-                           workers=2)  # fmt: skip
+                           label_noise=label_noise, workers=2)  # fmt: skip
             print(f"slide seed {seed}: {time.time() - start:.0f} s", flush=True)
         paths.append(path)
     return paths
@@ -210,9 +241,10 @@ def field_pool(cache: Path, profile: Profile, name: str) -> Path:
     slides = slides_for(cache, profile, "train")
     labelled = [open_labelled(p, labels_of(p)) for p in slides]
     config = get_config("razn" + profile.suffix)
-    sampler = FieldSampler(labelled, config, balanced=True)
+    sampler = FieldSampler(labelled, config, balanced=profile.balanced)
     batch = sampler.sample(profile.pool, np.random.default_rng(0))
-    batch.save(path, {"train_seeds": profile.train_seeds, "balanced": True, "data": profile.data})
+    batch.save(path, {"train_seeds": profile.train_seeds, "balanced": profile.balanced,
+                      "data": profile.data, "label_noise_um": profile.label_noise_um})  # fmt: skip
     print(f"field pool: {len(batch)} fields, pixels per class {batch.class_counts(4)}", flush=True)
     return path
 
@@ -249,7 +281,7 @@ def train_and_score(model: str, profile_name: str, cache: str, seed: int = 0) ->
     out = result_path.parent / (model + profile.suffix)
     config = TrainingConfig(
         model=name, iterations=profile.iterations, batch_size=profile.batch_size,
-        lr=profile.lr, decay_every=profile.decay_every, seed=seed, balanced=True,
+        lr=profile.lr, decay_every=profile.decay_every, seed=seed, balanced=profile.balanced,
         checkpoint_every=100, log_every=10, warmup=int(variant.warmup * profile.iterations),
         warmup_policy=variant.warmup_policy,
         data=_data_record(profile),
@@ -296,7 +328,7 @@ def _data_record(profile: Profile) -> dict:
                 "fields": profile.pool}  # fmt: skip
     return {"synthetic_train_seeds": list(profile.train_seeds), "slide_size": profile.slide_size,
             "lesion_fraction": profile.lesion_fraction, "invasive": profile.invasive,
-            "fields": profile.pool}  # fmt: skip
+            "label_noise_um": profile.label_noise_um, "fields": profile.pool}  # fmt: skip
 
 
 def _describe_data(profile: Profile) -> list[str]:
@@ -340,10 +372,19 @@ def _describe_data(profile: Profile) -> list[str]:
         f"Training: synthetic seeds {profile.train_seeds[0]}-{profile.train_seeds[-1]} "
         f"({profile.slide_size} px square at 0.25 um/px, 65% tissue, "
         f"{profile.lesion_fraction:.0%} of it in lesions, {profile.invasive} invasive "
-        f"carcinoma), one pool of {profile.pool} "
-        f"class-balanced fields; {budget} Held out: seeds "
+        f"carcinoma{_noise(profile)}), one pool of {profile.pool} "
+        f"{'class-balanced' if profile.balanced else 'uniformly drawn'} fields; {budget} "
+        f"Held out (clean truth): seeds "
         f"{', '.join(map(str, profile.test_seeds))}. Models: `*{profile.suffix}` configurations."
     ]
+
+
+def _noise(profile: Profile) -> str:
+    if not profile.label_noise_um:
+        return ""
+    return (f"; training truth with label noise: region boundaries displaced smoothly by up to "
+            f"{profile.label_noise_um:g} um, `razn synth --label-noise "
+            f"{profile.label_noise_um / 0.25:g}`")  # fmt: skip
 
 
 def report_path(profile_name: str) -> Path:
