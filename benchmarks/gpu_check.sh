@@ -18,7 +18,8 @@
 # slow step shortens the next ones instead of overrunning the lease.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh    # repository root, venv active or $PYTHON
-#   DEVICE=cpu BUDGET=120 SIZE=2048 A1_STEPS=2 bash benchmarks/gpu_check.sh   # dry run
+#   DEVICE=cpu BUDGET=600 SIZE=2048 A1_CONFIG=razn-small A1_STEPS=30 \
+#     bash benchmarks/gpu_check.sh   # a dry run on a CPU: every step, tiny
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
@@ -28,6 +29,7 @@ DEVICE=${DEVICE:-cuda}
 BUDGET=${BUDGET:-480}   # seconds for the whole script
 SIZE=${SIZE:-12288}     # training/whole-slide slide side (level-0 px; 3 x 3 mm)
 A1_STEPS=${A1_STEPS:-400}
+A1_CONFIG=${A1_CONFIG:-razn} # the paper's size; razn-small for a CPU dry run
 RESERVE=${RESERVE:-120} # seconds kept for the whole-slide and net timings
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -77,7 +79,7 @@ for i in "${!variants[@]}"; do
     no-routing) extra=(--warmup "$A1_STEPS" --warmup-policy) ;;
   esac
   mkdir -p "$OUT/a1-$v"
-  step "a1-$v-train" $(( slice * 3 / 4 )) $PY -m razn.cli train --config razn --slides "$WORK/train.tif" \
+  step "a1-$v-train" $(( slice * 3 / 4 )) $PY -m razn.cli train --config "$A1_CONFIG" --slides "$WORK/train.tif" \
     --labels "$WORK/train.labels.tif" --out "$WORK/a1-$v" --iterations "$A1_STEPS" --batch-size 16 \
     --device "$DEVICE" --log-every 10 --checkpoint-every 25 --quiet "${extra[@]}"
   cp "$WORK/a1-$v/metrics.jsonl" "$OUT/a1-$v/" 2>/dev/null
