@@ -439,7 +439,10 @@ def write_report(
     profile, run = PROFILES[profile_name], run_name(profile_name, seed)
     image = f"table1_{run}.png"
     plot(results, ROOT / "docs" / "images" / image)
-    what = "the BreakHis mosaic" if profile.data == "mosaic" else "synthetic slides"
+    what = "synthetic slides"
+    if profile.data == "mosaic":
+        only_breakhis = profile.sources == ("breakhis-100x",)
+        what = "the BreakHis mosaic" if only_breakhis else "the four-class real-tissue mosaic"
     seeded = f", training seed {seed}" if seed else ""
     lines = [
         f"# Table 1 on {what} ({profile_name} profile{seeded})",
