@@ -1,9 +1,9 @@
 """`razn synth`: write a synthetic slide with its ground truth, or a real-tissue mosaic.
 
     razn synth OUT.tif --size WxH --seed N [--mpp 0.25] [--tissue-fraction F]
-                       [--lesion-fraction F] [--invasive desmoplastic|scattered]
+                       [--lesion-fraction F] [--invasive desmoplastic|scattered|spill]
                        [--label-noise PX] [--workers N]
-    razn synth OUT.tif --mosaic DIR [--split train|test|all] [--test-fraction F]
+    razn synth OUT.tif --mosaic DIR [DIR ...] [--split train|test|all] [--test-fraction F]
                        [--split-seed S] [--seed N] [--mpp 0.25]
 
 Writes OUT.tif (pyramidal JPEG OME-TIFF), OUT.labels.tif (label grid) and
@@ -17,7 +17,7 @@ import re
 
 from razn.errors import RaznError
 
-HELP = "write a synthetic H&E slide with ground truth, or a BreakHis mosaic"
+HELP = "write a synthetic H&E slide with ground truth, or a real-tissue mosaic"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -62,10 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--invasive",
         default="desmoplastic",
-        metavar="desmoplastic|scattered",
-        help="invasive carcinoma as crowded nests in pale stroma (default), or as small "
-        "nests ~100 um apart in normal-looking stroma and fat (a 64 um patch of the "
-        "lesion often shows no tumour, a 128 um field nearly always does)",
+        metavar="desmoplastic|scattered|spill",
+        help="invasive carcinoma as crowded nests in pale stroma that fills the annotated "
+        "outline (default); as small nests ~100 um apart in normal-looking stroma and fat "
+        "(a 64 um patch of the lesion often shows no tumour, a 128 um field nearly always "
+        "does); or as crowded nests whose pale stromal reaction is patchy and spills past "
+        "the outline",
     )
     parser.add_argument(
         "--label-noise",
@@ -84,7 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     mosaic = parser.add_argument_group("real-tissue mosaic")
     mosaic.add_argument(
-        "--mosaic", metavar="DIR", help="lay the BreakHis images in DIR on glass instead"
+        "--mosaic",
+        metavar="DIR",
+        nargs="+",
+        help="lay the BreakHis, BACH and BRACS photos in these folders on glass instead "
+        "(each photo's class from its file name)",
     )
     mosaic.add_argument(
         "--split",
@@ -123,6 +129,14 @@ def run(args: argparse.Namespace) -> int:
         patients = sorted({p.patient for p in photos})
         print(f"{result.image}: mosaic of {len(photos)} images from {len(patients)} patients "
               f"({args.split}): {', '.join(patients)}")  # fmt: skip
+        if args.split != "all":
+            from razn.synth.photos import find_photos, patient_split, shared_patients
+
+            shared = shared_patients(patient_split(find_photos(args.mosaic, breakhis_mpp=args.photo_mpp),
+                                                   args.test_fraction, args.split_seed))  # fmt: skip
+            if shared:
+                print(f"note: {', '.join(sorted(shared))} is the only patient of its class; "
+                      "its photo's pieces are split between train and test")  # fmt: skip
     else:
         if args.size is None or args.seed is None:
             raise RaznError("a synthetic slide needs --size WxH and --seed N (or --mosaic DIR)")

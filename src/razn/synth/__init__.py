@@ -99,11 +99,13 @@ def generate_slide(
         equally by benign, in situ and invasive; the rest is normal. Real
         biopsies vary; the default is lesion-rich, so small slides test
         every class.
-    invasive : {"desmoplastic", "scattered"}
+    invasive : {"desmoplastic", "scattered", "spill"}
         How invasive carcinoma grows: crowded nests in pale reactive stroma
-        (plain at any magnification), or small nests about 100 um apart in
-        stroma and fat that look normal (a 64 um patch of the lesion often
-        shows no tumour; a 128 um field nearly always does).
+        that fills the annotated outline (plain at any magnification); small
+        nests about 100 um apart in stroma and fat that look normal (a 64 um
+        patch of the lesion often shows no tumour; a 128 um field nearly
+        always does); or crowded nests whose stromal reaction is patchy and
+        reaches past the outline (the stroma no longer traces the label).
     label_noise : float
         Amplitude in level-0 pixels of a smooth random displacement of the
         ground-truth region boundaries (the image is unaffected).

@@ -16,14 +16,20 @@ The design choices that make the RAZN question real live here:
   nests without a myoepithelial rim, so they differ at coarse scale;
 * normal tissue is stroma, fat and sparse open ducts and lobules.
 
-`SlideSpec.invasive` picks one of two invasive patterns. "desmoplastic"
+`SlideSpec.invasive` picks one of three invasive patterns. "desmoplastic"
 (the default) is the above: crowded nests in pale reactive stroma, plain
-at any magnification. "scattered" is the diffusely infiltrating pattern of
-lobular carcinoma: small nests and cords about 100 um apart in stroma and
-fat that look normal. The lesion is still annotated as one region (as BACH
-pathologists outline it), so a 64 um patch of its stroma cannot tell it
-from normal tissue, while a 128 um field nearly always holds a nest: the
-one class on these slides that low magnification reads better.
+at any magnification. Its reactive stroma fills the annotated outline
+exactly, so the stroma's colour alone gives the label away. "spill" keeps
+the crowded nests but lets the stromal reaction follow the tumour as it
+does on glass: patchy inside the outline (about half of the lesion's
+stroma looks normal, and fat survives in it) and reaching past it, up to
+about 40% of the lesion's radius into tissue annotated normal.
+"scattered" is the diffusely infiltrating pattern of lobular carcinoma:
+small nests and cords about 100 um apart in stroma and fat that look
+normal. The lesion is still annotated as one region (as BACH pathologists
+outline it), so a 64 um patch of its stroma cannot tell it from normal
+tissue, while a 128 um field nearly always holds a nest: the one class on
+these slides that low magnification reads better.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from razn.classes import NORMAL
+from razn.classes import INVASIVE, NORMAL
 from razn.synth import noise
 from razn.synth.placement import place_lesions, place_structures
 from razn.synth.shapes import (  # noqa: F401 (the structure kinds, re-exported for tissue)
@@ -48,10 +54,18 @@ from razn.synth.shapes import (  # noqa: F401 (the structure kinds, re-exported 
 _BUCKET_UM = 128.0
 
 #: How invasive carcinoma may grow (`SlideSpec.invasive`); the first is the default.
-INVASIVE_PATTERNS = ("desmoplastic", "scattered")
+INVASIVE_PATTERNS = ("desmoplastic", "scattered", "spill")
 
 # Noise streams (any distinct integers).
 STREAM_TISSUE, STREAM_FAT, STREAM_LABEL_NOISE_X, STREAM_LABEL_NOISE_Y = 1, 2, 3, 4
+STREAM_REACTION = 5
+
+# "spill": the stromal reaction reaches this far out (normalised lesion
+# radius; 1 is the outline) and covers the part of that halo where a patchy
+# field (cells of about 120 um) exceeds the threshold, about half of it.
+_REACTION_REACH = 1.4
+_REACTION_CELL_UM = 120.0
+_REACTION_THRESHOLD = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,32 @@ class Layout:
         cell = self.spec.um(600.0)
         f = noise.fbm_grid(self.spec.seed, STREAM_FAT, xs, ys, cell, octaves=3)
         return f - np.float32(self.fat_threshold)
+
+    def reaction_grid(self, xs, ys) -> np.ndarray:
+        """Where stroma is desmoplastic under the "spill" pattern (bool grid).
+
+        Around and inside each invasive lesion out to `_REACTION_REACH`,
+        and there only where a patchy noise field is high: the reaction
+        neither stops at the annotated outline nor fills it.
+        """
+        near = np.zeros((len(ys), len(xs)), dtype=bool)
+        invasive = np.nonzero(self.lesions.class_value == INVASIVE)[0] if len(self.lesions) else []
+        if not len(invasive):
+            return near
+        ext = self.lesions.extent() * _REACTION_REACH
+        for i in invasive:
+            cx, cy, r = self.lesions.cx[i], self.lesions.cy[i], ext[i]
+            jx = np.nonzero((xs > cx - r) & (xs < cx + r))[0]
+            jy = np.nonzero((ys > cy - r) & (ys < cy + r))[0]
+            if not len(jx) or not len(jy):
+                continue
+            sx, sy = slice(jx[0], jx[-1] + 1), slice(jy[0], jy[-1] + 1)
+            near[sy, sx] |= self.lesions.rho(i, xs[sx][None, :], ys[sy][:, None]) < _REACTION_REACH
+        if not near.any():
+            return near
+        cell = self.spec.um(_REACTION_CELL_UM)
+        patchy = noise.fbm_grid(self.spec.seed, STREAM_REACTION, xs, ys, cell, octaves=3)
+        return near & (patchy > _REACTION_THRESHOLD)
 
     # -- classes ------------------------------------------------------------
     def lesion_class_grid(self, xs, ys) -> np.ndarray:

@@ -1,29 +1,17 @@
-"""A slide of real tissue: BreakHis photomicrographs laid as islands on glass.
+"""A slide of real tissue: BreakHis, BACH and BRACS photos laid as islands on glass.
 
-Each image becomes a tissue island (the photo resampled to the slide's mpp,
-cut to a rounded, slightly irregular outline) on a jittered grid over
-glass, and its whole island is labelled from the file name, the only label
-BreakHis has (image level, so the truth is coarser than the tissue):
+Each photo (or piece of a large one) becomes a tissue island, resampled to
+the slide's mpp and cut to a rounded, slightly irregular outline, on a
+jittered grid over glass, and its whole island is labelled with the class
+its file name gives (`razn.synth.photos`: image-level labels, so the truth
+is coarser than the tissue). The glass around the islands is labelled
+normal, as on the synthetic slides. In the 4-class terms of Table 1, normal
+and benign are non-carcinoma, in situ and invasive carcinoma.
 
-| file name | BreakHis meaning | class value |
-|---|---|---|
-| ``SOB_B_<A|F|PT|TA>-...`` | benign: adenosis, fibroadenoma, phyllodes tumour, tubular adenoma | 2 benign |
-| ``SOB_M_<DC|LC|MC>-...`` | ductal, lobular, mucinous carcinoma (invasive) | 4 invasive |
-| ``SOB_M_PC-...`` | papillary carcinoma (may be in situ) | 3 in situ |
-| glass around islands | | 1 normal |
-
-In the 4-class terms of Table 1, benign is non-carcinoma and all malignant
-types are carcinoma. BreakHis 100X images are taken at about 0.49 um/px
-(Spanhol et al. 2016 give no calibration; 0.49 is the value usually assumed
-for the 100X Olympus setup) in the 700 x 460 originals, so a photo w pixels
-wide is resampled by 0.49 * 700 / w / mpp.
-
-Patients: the name ``SOB_M_DC-14-13412-100-007`` holds the slide code
-``14-13412``, sometimes with a letter suffix (``14-21998AB``) naming the
-section. Sections of one accession number come from one patient (and one
-accession can show two tumour types), so the patient code drops the
-suffix; the split is by patient code, stratified by label, and never puts
-one patient on both sides.
+BreakHis 100X images are taken at about 0.49 um/px (Spanhol et al. 2016
+give no calibration; 0.49 is the value usually assumed for the 100X
+Olympus setup) in the 700 x 460 originals, so a photo w pixels wide is
+resampled by 0.49 * 700 / w / mpp; BACH and BRACS scales are in `photos`.
 """
 
 from __future__ import annotations
@@ -31,107 +19,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from razn.classes import BENIGN, IN_SITU, INVASIVE, NORMAL
 from razn.errors import RaznError
-
-BREAKHIS_MPP = 0.49
-#: Every BreakHis original is 700 x 460. Copies made smaller (the 500 x 328
-#: PNGs in shared/data) still show the same field, so their pixels are
-#: coarser: a photo `w` pixels wide is at photo_mpp * 700 / w um/px.
-BREAKHIS_WIDTH = 700
-_NAME = re.compile(
-    r"^SOB_(?P<tumour>[BM])_(?P<subtype>[A-Z]+)-(?P<year>\d+)-(?P<accession>\d+)(?P<section>[A-Z]*)"
-    r"-(?P<mag>\d+)-(?P<seq>\d+)\.(png|jpe?g|tif+)$",
-    re.IGNORECASE,
+from razn.synth.photos import (  # noqa: F401 (re-exported: the mosaic's public names)
+    BREAKHIS_MPP,
+    BREAKHIS_WIDTH,
+    Photo,
+    find_photos,
+    parse_breakhis_name,
+    patient_split,
+    shared_patients,
 )
-_IN_SITU_SUBTYPES = {"PC"}
-
-
-@dataclass(frozen=True)
-class Photo:
-    """One BreakHis image and what its name says."""
-
-    path: Path
-    benign: bool
-    subtype: str
-    patient: str
-    magnification: int
-
-    @property
-    def class_value(self) -> int:
-        if self.benign:
-            return BENIGN
-        return IN_SITU if self.subtype.upper() in _IN_SITU_SUBTYPES else INVASIVE
-
-
-def parse_breakhis_name(path: str | os.PathLike) -> Photo:
-    """Parse ``SOB_<B|M>_<subtype>-<year>-<patient>-<mag>-<seq>.png``."""
-    path = Path(path)
-    match = _NAME.match(path.name)
-    if not match:
-        raise RaznError(
-            "not a BreakHis name (SOB_<B|M>_<subtype>-<year>-<patient>-<mag>-<seq>.png)", path
-        )
-    return Photo(
-        path=path,
-        benign=match["tumour"].upper() == "B",
-        subtype=match["subtype"].upper(),
-        patient=f"{match['year']}-{match['accession']}",
-        magnification=int(match["mag"]),
-    )
-
-
-def find_photos(folder: str | os.PathLike) -> list[Photo]:
-    """Every BreakHis image in `folder` (sorted by name); other files are skipped."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise RaznError("mosaic source is not a folder", folder)
-    photos = []
-    for path in sorted(folder.iterdir()):
-        if _NAME.match(path.name):
-            photos.append(parse_breakhis_name(path))
-    if not photos:
-        raise RaznError("no BreakHis images (SOB_*.png) in the folder", folder)
-    return photos
-
-
-def patient_split(
-    photos: list[Photo], test_fraction: float = 0.3, seed: int = 0
-) -> dict[str, list[Photo]]:
-    """Split photos by patient into {"train": [...], "test": [...]}.
-
-    Patients are split separately per label (benign-only, malignant-only and
-    mixed) so both sides see both labels where the data allow; no patient
-    is on both sides.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise RaznError(f"test fraction must be in (0, 1), got {test_fraction}")
-    labels: dict[str, set[int]] = {}
-    for p in photos:
-        labels.setdefault(p.patient, set()).add(p.class_value)
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for patient, values in sorted(labels.items()):
-        groups.setdefault(tuple(sorted(values)), []).append(patient)
-    rng = np.random.default_rng([seed, 0x5B1])
-    test: set[str] = set()
-    for _, patients in sorted(groups.items()):
-        order = list(rng.permutation(len(patients)))
-        n_test = round(test_fraction * len(patients))
-        if len(patients) >= 2:
-            n_test = min(max(n_test, 1), len(patients) - 1)
-        test.update(patients[i] for i in order[:n_test])
-    return {
-        "train": [p for p in photos if p.patient not in test],
-        "test": [p for p in photos if p.patient in test],
-    }
 
 
 @dataclass(frozen=True)
@@ -203,8 +107,12 @@ def build_mosaic(photos: list[Photo], *, seed: int, mpp: float, photo_mpp: float
     for photo in photos:
         try:
             with Image.open(photo.path) as im:
-                im = im.convert("RGB")
-                scale = photo_mpp * BREAKHIS_WIDTH / im.width / mpp
+                im = im.convert("RGB")  # BACH examples carry an alpha channel
+                scale = photo.mpp_at(im.width, photo_mpp) / mpp
+                if photo.piece is not None:
+                    x0, y0, x1, y1 = photo.piece
+                    im = im.crop((round(x0 * im.width), round(y0 * im.height),
+                                  round(x1 * im.width), round(y1 * im.height)))  # fmt: skip
                 size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
                 pixels = np.asarray(im.resize(size, Image.Resampling.LANCZOS))
         except OSError as error:
@@ -258,10 +166,14 @@ def generate_mosaic(
     quality: int = 90,
     on_progress: Callable[[int, int], None] | None = None,
 ):
-    """Write a mosaic slide of the BreakHis images in `source`, with its truth.
+    """Write a mosaic slide of the BreakHis, BACH and BRACS photos in `source`, with its truth.
 
     Parameters
     ----------
+    source : folder, or a list of folders
+        Where the photos are; `razn.synth.photos` says which names count.
+    photo_mpp : float
+        Microns per pixel of the 700 px wide BreakHis originals.
     split : {"all", "train", "test"}
         Which patients to use (see `patient_split`, with `test_fraction`
         and `split_seed`).
@@ -287,14 +199,14 @@ def generate_mosaic(
         raise RaznError("mpp values must be in 0.05..20 microns per pixel")
     image, labels_path, geojson_path = companion_paths(out)
     _check_writable(image)
-    photos = find_photos(source)
+    photos = find_photos(source, breakhis_mpp=photo_mpp)
     if split != "all":
         photos = patient_split(photos, test_fraction, split_seed)[split]
         if not photos:
-            raise RaznError(f"the {split} split is empty", source)
+            raise RaznError(f"the {split} split is empty")
     layout = build_mosaic(photos, seed=seed, mpp=mpp, photo_mpp=photo_mpp)
     key = json.dumps(
-        {"mosaic": [p.path.name for p in photos], "seed": seed, "mpp": mpp,
+        {"mosaic": [p.path.name + _piece_tag(p) for p in photos], "seed": seed, "mpp": mpp,
          "photo_mpp": photo_mpp, "downsample": label_downsample, "quality": quality},
         sort_keys=True,
     )  # fmt: skip
@@ -312,7 +224,7 @@ def generate_mosaic(
             key=key,
             quality=quality,
             on_progress=on_progress,
-            name=f"razn mosaic of {len(photos)} BreakHis images ({split})",
+            name=f"razn mosaic of {len(photos)} {_sources(photos)} images ({split})",
         )
         grid = layout.label_grid(label_downsample)
         write_label_grid(
@@ -328,3 +240,13 @@ def generate_mosaic(
         )
     result = SynthResult(image, labels_path, geojson_path, levels, label_downsample)
     return result, photos
+
+
+def _sources(photos: list[Photo]) -> str:
+    # A BreakHis-only mosaic keeps the name (and bytes) it had before BACH and BRACS.
+    return "BreakHis" if all(p.source == "breakhis" for p in photos) else "real-tissue"
+
+
+def _piece_tag(photo: Photo) -> str:
+    # Whole photos keep the key they had before pieces existed (same bytes).
+    return "" if photo.piece is None else "#" + ",".join(f"{v:g}" for v in photo.piece)

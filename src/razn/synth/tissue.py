@@ -3,8 +3,9 @@
 `render_region` draws any box of level-0 pixels: glass, stroma with wavy
 collagen fibres, fat (adipocyte membranes around empty cells), ducts and
 acini (myoepithelial rim, luminal or proliferating epithelium, lumen),
-invasive nests in paler desmoplastic stroma, and the nuclei of each cell
-type (`nuclei`). Everything that crosses a box border is a function of
+invasive nests in paler desmoplastic stroma (filling the lesion outline,
+or patchy and spilling past it: `Layout.reaction_grid`), and the nuclei of
+each cell type (`nuclei`). Everything that crosses a box border is a function of
 absolute position (`noise`), and the box is drawn with a margin wide enough
 for the largest nucleus and the optical blur, so adjacent boxes rendered
 separately join without a seam. Only the sensor noise is drawn per box,
@@ -76,6 +77,12 @@ def render_region(
         # Scattered nests infiltrate stroma and fat without a stromal reaction.
         fatty = (lesion == NORMAL) | (lesion == INVASIVE)
         desmoplastic = np.zeros_like(stroma)
+    elif spec.invasive == "spill":
+        # The reaction is patchy and reaches past the outline; where it is
+        # absent, the lesion's stroma and fat look like normal tissue's.
+        reactive = _on_coarse_lattice(layout.reaction_grid, xs, ys, px)
+        desmoplastic = stroma & reactive
+        fatty = ((lesion == NORMAL) | (lesion == INVASIVE)) & ~reactive
     else:
         fatty = lesion == NORMAL
         desmoplastic = stroma & (lesion == INVASIVE)

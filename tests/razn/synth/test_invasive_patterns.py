@@ -1,12 +1,16 @@
-"""The two invasive patterns: desmoplastic (the default) and scattered.
+"""The invasive patterns: desmoplastic (the default), scattered and spill.
 
 Scattered invasive carcinoma is the one class on synthetic slides that a
 128 um field reads better than a 64 um patch: its nests lie about 100 um
 apart in stroma that looks normal, so many zoomed patches of the lesion
-show no tumour at all.
+show no tumour at all. "spill" keeps the crowded nests but decouples the
+stromal reaction from the annotated outline: patchy inside, reaching past.
 """
 
 from __future__ import annotations
+
+import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,7 +27,7 @@ SIZE = 16384  # 4 mm at 0.25 um/px: a few invasive lesions
 SEED = 5
 
 
-@pytest.fixture(scope="module", params=["desmoplastic", "scattered"])
+@pytest.fixture(scope="module", params=["desmoplastic", "scattered", "spill"])
 def layout(request):
     return Layout.build(SlideSpec(SIZE, SIZE, SEED, lesion_fraction=0.4, invasive=request.param))
 
@@ -89,11 +93,38 @@ def test_only_desmoplastic_stroma_gives_invasion_away(layout):
     difference = np.abs(_stroma_colour(layout, INVASIVE) - _stroma_colour(layout, NORMAL)).max()
     if layout.spec.invasive == "scattered":
         assert difference < 3  # measured 0.3
+    elif layout.spec.invasive == "spill":
+        print(f"spill: stroma colour difference {difference:.1f}")
+        assert 1 < difference < 8  # a patchy reaction: part of the lesion's stroma is normal
     else:
         assert difference > 8  # pale reactive stroma (measured 11)
 
 
+def test_the_spill_reaction_is_patchy_and_crosses_the_outline(layout):
+    """Under "spill" the reactive stroma no longer traces the invasive label."""
+    if layout.spec.invasive != "spill":
+        pytest.skip("only the spill pattern decouples stroma from the outline")
+    xs = np.arange(0, SIZE, 8.0)
+    tissue = layout.tissue_grid(xs, xs) > 0
+    invasive = (layout.lesion_class_grid(xs, xs) == INVASIVE) & tissue
+    reaction = layout.reaction_grid(xs, xs) & tissue
+    inside = (reaction & invasive).sum() / invasive.sum()
+    outside = (reaction & ~invasive).sum() / reaction.sum()
+    assert 0.35 < inside < 0.75  # measured 0.54: about half the lesion looks reactive
+    assert outside > 0.3  # measured 0.46: the reaction reaches into tissue labelled normal
+    # And the pixels follow: stroma labelled normal near the lesion renders
+    # otherwise than under the default pattern (same structures, same seed).
+    ys, xs_ = np.nonzero(reaction & ~invasive)
+    y0, x0 = int(ys[len(ys) // 2] * 8), int(xs_[len(xs_) // 2] * 8)
+    plain = copy.copy(layout)
+    plain.spec = replace(layout.spec, invasive="desmoplastic")
+    spilled = render_region(layout, x0, y0, 64, 64, sensor_noise=False)
+    assert not np.array_equal(spilled, render_region(plain, x0, y0, 64, 64, sensor_noise=False))
+
+
 def test_an_unknown_pattern_is_refused(tmp_path):
-    with pytest.raises(RaznError, match="invasive pattern must be one of desmoplastic, scattered"):
+    with pytest.raises(
+        RaznError, match="invasive pattern must be one of desmoplastic, scattered, spill"
+    ):
         generate_slide(tmp_path / "s.tif", 512, 512, seed=3, invasive="lobular")
     assert list(tmp_path.iterdir()) == []
