@@ -26,6 +26,10 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q $(PIP_TORCH_FLAGS) "$(TORCH)"
 	$(BIN)/pip install -q -c constraints.txt -e ".[napari,distributed,testing,benchmarks]"
+	# ome-zarr-py's reader checks that other tools find our store's labels. Its
+	# fsspec[s3] requirement has no s3fs for the pinned fsspec on the index,
+	# and reading a local store needs none of it: install it alone.
+	$(BIN)/pip install -q --no-deps -c constraints.txt ome-zarr
 	touch $@
 
 env: $(VENV)/.installed
