@@ -7,8 +7,14 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def session_folder(tmp_path, monkeypatch):
+    import razn.session
+
     folder = tmp_path / "sessions"
     monkeypatch.setenv("NAPARI_RAZN_SESSIONS", str(folder))
+    # Stores opened in napari are remembered per slide for the process; the
+    # slide fixtures are shared, so one test's store must not become the next
+    # test's session.
+    monkeypatch.setattr(razn.session, "_OPENED_STORES", {})
     return folder
 
 
