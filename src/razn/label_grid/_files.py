@@ -9,16 +9,8 @@ a few nearest-neighbour subresolutions in SubIFDs. It writes tile by tile,
 so a dask array is computed one band of tiles at a time and never whole,
 and atomically. `read_label_grid` reads such a file back, a zarr array
 whose attributes carry the same JSON (``razn_label_grid`` and friends), or
-a segmentation store (`<slide>.razn.zarr`: the labels it shows).
-
-Example
--------
->>> import numpy as np, tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "labels.tif")
->>> write_label_grid(path, np.full((300, 400), 4, np.uint8), 8, mpp=0.25)
->>> grid = read_label_grid(path)
->>> grid.downsample, grid.level0_shape, grid.mpp, grid.labels.shape
-(8, (2400, 3200), 0.25, (300, 400))
+a segmentation store (`<slide>.razn.zarr`: the labels it shows). The
+package docstring (`razn.label_grid`) shows a round trip.
 """
 
 from __future__ import annotations

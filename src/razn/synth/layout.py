@@ -160,18 +160,11 @@ class Layout:
         neither stops at the annotated outline nor fills it.
         """
         near = np.zeros((len(ys), len(xs)), dtype=bool)
-        invasive = np.nonzero(self.lesions.class_value == INVASIVE)[0] if len(self.lesions) else []
-        if not len(invasive):
+        if not len(self.lesions):
             return near
-        ext = self.lesions.extent() * _REACTION_REACH
-        for i in invasive:
-            cx, cy, r = self.lesions.cx[i], self.lesions.cy[i], ext[i]
-            jx = np.nonzero((xs > cx - r) & (xs < cx + r))[0]
-            jy = np.nonzero((ys > cy - r) & (ys < cy + r))[0]
-            if not len(jx) or not len(jy):
-                continue
-            sx, sy = slice(jx[0], jx[-1] + 1), slice(jy[0], jy[-1] + 1)
-            near[sy, sx] |= self.lesions.rho(i, xs[sx][None, :], ys[sy][:, None]) < _REACTION_REACH
+        invasive = np.nonzero(self.lesions.class_value == INVASIVE)[0]
+        for _, sy, sx, inside in self._lesions_on_grid(invasive, xs, ys, _REACTION_REACH):
+            near[sy, sx] |= inside
         if not near.any():
             return near
         cell = self.spec.um(_REACTION_CELL_UM)
@@ -184,17 +177,23 @@ class Layout:
         out = np.full((len(ys), len(xs)), NORMAL, dtype=np.uint8)
         if not len(self.lesions):
             return out
-        ext = self.lesions.extent()
-        for i in range(len(self.lesions)):
+        for i, sy, sx, inside in self._lesions_on_grid(range(len(self.lesions)), xs, ys, 1.0):
+            out[sy, sx][inside] = self.lesions.class_value[i]
+        return out
+
+    def _lesions_on_grid(self, indices, xs, ys, reach: float):
+        """(i, row slice, column slice, inside) for each lesion i of `indices`
+        whose outline scaled by `reach` meets the grid; `inside` is the mask
+        of that window's points within it (normalised radius < reach)."""
+        ext = self.lesions.extent() * reach
+        for i in indices:
             cx, cy, r = self.lesions.cx[i], self.lesions.cy[i], ext[i]
             jx = np.nonzero((xs > cx - r) & (xs < cx + r))[0]
             jy = np.nonzero((ys > cy - r) & (ys < cy + r))[0]
             if not len(jx) or not len(jy):
                 continue
             sx, sy = slice(jx[0], jx[-1] + 1), slice(jy[0], jy[-1] + 1)
-            inside = self.lesions.rho(i, xs[sx][None, :], ys[sy][:, None]) < 1.0
-            out[sy, sx][inside] = self.lesions.class_value[i]
-        return out
+            yield i, sy, sx, self.lesions.rho(i, xs[sx][None, :], ys[sy][:, None]) < reach
 
     def lesion_class_points(self, x, y) -> np.ndarray:
         """Class of each point from the lesion outlines alone (no glass)."""
