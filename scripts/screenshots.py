@@ -62,7 +62,7 @@ def main() -> int:
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
     widget.device_picker.value = "cpu"
     # The slider starts at the demo's own threshold (read in the background), as a user sees it.
-    while widget._threshold_of != "demo":
+    while widget.segmentation._threshold_of != "demo":
         settle(app, 0.1)
     widget.segment_slide()
     deadline = time.monotonic() + 120
