@@ -119,9 +119,12 @@ def test_correction_survives_segmenting_again_and_a_restart(
     assert (widget.session.labels[90:100, 120:130] == 4).all()
     tissue = ~np.isnan(widget.session.zoom_p)  # glass tiles have no p, and never zoom
     assert tissue.any() and widget.session.zoomed[tissue].all()
-    # Autosave, then a new napari on the same slide restores it.
-    qtbot.waitUntil(lambda: any(session_folder.glob("*.razn.zarr")), timeout=10000)
-    qtbot.wait(500)
+    # napari is closed (the panel saves on the way out), then a new napari on
+    # the same slide restores it. Waiting for the store to appear was not
+    # enough: an autosave from before the correction makes it appear too.
+    viewer.close()
+    qtbot.waitUntil(lambda: widget.controller.closed, timeout=10000)
+    assert not widget.autosave.dirty and any(session_folder.glob("*.razn.zarr"))
     viewer2, widget2 = open_panel(make_napari_viewer, small_slide, small_checkpoint)
     # Restored in a worker (reading it must not stall the window).
     qtbot.waitUntil(lambda: widget2.session is not None, timeout=10000)
