@@ -3,21 +3,16 @@ over the session, a brush correction is kept in the store, and `razn train` lear
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from napari_razn._layers import CLASSES_LAYER, ZOOM_LAYER, ZOOMED_LAYER
 from tests.napari_razn.test_corrections import drag, screen_point
+from tests.razn.hostile import run_razn
 
 
 def razn(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "razn.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=400, cwd=cwd,
-    )  # fmt: skip
+    return run_razn(*args, timeout=400, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

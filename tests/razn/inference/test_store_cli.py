@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from razn.inference.job import segment_slide
 from razn.label_grid import read_label_grid
+from tests.razn.hostile import run_razn
 
 
-def razn(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "razn.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=cwd,
-    )  # fmt: skip
+def razn(*args, cwd=None):
+    return run_razn(*args, timeout=300, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
