@@ -10,6 +10,7 @@ from razn.models import build_model, get_config
 from razn.training.algorithm import (
     IGNORE,
     REWARD_BASELINES,
+    REWARD_SCALES,
     _advantage,
     bounded_probability,
     field_losses,
@@ -272,3 +273,17 @@ def test_pixel_weights_make_a_weighted_mean():
     expected = (ce * weights)[targets != IGNORE].sum() / weights[targets != IGNORE].sum()
     assert torch.allclose(mean_loss(logits, targets, weights), expected)
     assert field_losses(logits, targets, weights)[1][0] == pytest.approx(0.3 * 5 + 3)
+
+
+def test_the_command_line_offers_exactly_the_baselines_and_scales_the_trainer_knows():
+    # `razn train` spells the choices out so that `razn --help` needs no torch;
+    # they must not drift from the trainer's.
+    import argparse
+
+    from razn.cli.train import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    choices = {action.dest: action.choices for action in parser._actions}
+    assert tuple(choices["baseline"]) == REWARD_BASELINES
+    assert tuple(choices["reward_scale"]) == REWARD_SCALES
