@@ -153,10 +153,6 @@ class SegmentationSession:
 
         return on_tissue(tissue, self.grid.downsample, rows, cols)
 
-    def mark_corrected(self, indices) -> None:
-        """Record pixels the pathologist painted (napari paint-event indices)."""
-        self.corrected[indices] = True
-
     @property
     def corrected_fraction(self) -> float:
         """Share of the segmented label pixels the pathologist has corrected."""

@@ -36,7 +36,7 @@ def test_corrections_survive_new_predictions():
     session.apply(result(0, 0, 2))
     painted = (np.arange(5, 10)[:, None], np.arange(5, 10)[None, :])
     session.labels[painted] = 4
-    session.mark_corrected(painted)
+    session.corrected[painted] = True
     session.apply(result(0, 0, 3))  # segmenting again with another model
     assert (session.labels[5:10, 5:10] == 4).all()
     assert (session.labels[:5, :32] == 3).all()  # the rest of the tile took the new class
@@ -58,7 +58,7 @@ def test_settings_change_redoes_tiles_and_view_order():
 def test_save_and_load_round_trip(tmp_path):
     session = SegmentationSession("slide.svs", GRID, 0.25, {"threshold": 0.5})
     session.apply(result(2, 3, 4, zoom_p=0.9))
-    session.mark_corrected((np.array([1]), np.array([2])))
+    session.corrected[1, 2] = True
     path = session.save(tmp_path / "s.razn.zarr")
     loaded = SegmentationSession.load(path)
     assert loaded.grid == GRID and loaded.settings == {"threshold": 0.5}
@@ -118,7 +118,7 @@ def test_a_session_is_a_segmentation_store(tmp_path):
     session = SegmentationSession("slide.svs", GRID, 0.25, {"model": "abc", "threshold": 0.5})
     session.apply(result(0, 0, 2))
     session.labels[3:6, 3:6] = 4
-    session.mark_corrected((slice(3, 6), slice(3, 6)))
+    session.corrected[3:6, 3:6] = True
     path = session.save(tmp_path / "slide.razn.zarr")
     grid = read_label_grid(path)
     assert grid.downsample == 8 and grid.level0_shape == (1024, 2048)
