@@ -132,7 +132,10 @@ def _fsync_tree(path: Path) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    # Windows flushes a file only through a handle that may write to it
+    # (FlushFileBuffers needs GENERIC_WRITE); POSIX takes any descriptor.
+    flags = os.O_RDONLY if os.name == "posix" else os.O_RDWR | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
