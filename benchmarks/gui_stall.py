@@ -28,10 +28,16 @@ loads torch (the panel imports it no earlier).
 File > Open Sample (the synthetic slide generated for the first time, in
 an empty cache), then docking the panel as napari's Plugins menu does
 (`add_plugin_dock_widget`), then the next seconds, while the panel does
-its work ahead (tissue mask, warm-up: the model's header and imports).
+its work ahead (tissue mask, warm-up: the model's header and imports),
+then the first click on "Segment slide" (the real button), until the run
+ends: the first run of the process, whose worker imports torch.
 `--dock --baseline` does the same with napari's own pieces, side by side:
-its built-in "astronaut" sample and a bare docked widget. Each prints the
-load average, as the figures depend on it.
+its built-in "astronaut" sample, a bare docked widget, and for the click
+an empty Labels layer of the classes layer's size with the scale bar
+turned on. Each prints the load average, as the figures depend on it.
+`--dock --fresh N` runs N pairs of fresh processes (panel, then napari's
+own), with the panel's modules compiled once as an installed plugin's
+are, and prints the medians and their ratios.
 
 The issue's floor: the worst gap under 100 ms on this CPU.
 """
