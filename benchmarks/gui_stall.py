@@ -28,10 +28,16 @@ loads torch (the panel imports it no earlier).
 File > Open Sample (the synthetic slide generated for the first time, in
 an empty cache), then docking the panel as napari's Plugins menu does
 (`add_plugin_dock_widget`), then the next seconds, while the panel does
-its work ahead (tissue mask, warm-up: the model's header and imports).
+its work ahead (tissue mask, warm-up: the model's header and imports),
+then the first click on "Segment slide" (the real button), until the run
+ends: the first run of the process, whose worker imports torch.
 `--dock --baseline` does the same with napari's own pieces, side by side:
-its built-in "astronaut" sample and a bare docked widget. Each prints the
-load average, as the figures depend on it.
+its built-in "astronaut" sample, a bare docked widget, and for the click
+an empty Labels layer of the classes layer's size with the scale bar
+turned on. Each prints the load average, as the figures depend on it.
+`--dock --fresh N` runs N pairs of fresh processes (panel, then napari's
+own), with the panel's modules compiled once as an installed plugin's
+are, and prints the medians and their ratios.
 
 The issue's floor: the worst gap under 100 ms on this CPU.
 """
@@ -175,13 +181,15 @@ class Ticker:
 
 
 def dock_phases(baseline: bool = False) -> dict:
-    """Worst stalls: opening the sample (first generation), docking, the panel's work after.
+    """Worst stalls: opening the sample (first generation), docking, the work after, the first click.
 
     `baseline`: the same steps with napari's own pieces, to tell napari's
     share from the panel's: napari's built-in "astronaut" sample (one RGB
-    image, read from scikit-image's data) and a bare QWidget docked with
-    `add_dock_widget`, the call `add_plugin_dock_widget` makes once it has
-    made the plugin's widget.
+    image, read from scikit-image's data), a bare QLabel docked with
+    `add_dock_widget` (the call `add_plugin_dock_widget` makes once it has
+    made the plugin's widget) and, for the first click, adding an empty
+    Labels layer the size of the panel's classes layer, then the scale bar
+    (what the click shows in napari, at napari's own cost).
     """
     import os
     import tempfile
@@ -196,32 +204,105 @@ def dock_phases(baseline: bool = False) -> dict:
     ticker = Ticker()
     settle(app, 0.5)
     ticker.phase()
-    start = time.monotonic()
-    if baseline:
-        viewer.open_sample("napari", "astronaut")
-    else:
-        viewer.open_sample("napari-razn", "synthetic-slide")
-    settle(app, 0.5)
-    sample, sample_s = ticker.phase(), time.monotonic() - start
-    start = time.monotonic()
-    if baseline:
-        viewer.window.add_dock_widget(QLabel("baseline"), name="baseline", area="right")
-        widget = None
-    else:
-        _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
-    settle(app, 0.3)
-    dock, dock_s = ticker.phase(), time.monotonic() - start
-    end = time.monotonic() + 60
-    while widget is not None and time.monotonic() < end and (
-        widget.warming or widget.session is None
-        or not widget.tissue_label.value.endswith("of the slide")
-    ):  # fmt: skip
-        settle(app, 0.1)
-    settle(app, 1.0)
-    after = ticker.phase()
+    m = {"load": os.getloadavg()[0]}
+    with FullCollections() as collections:
+
+        def phase(name: str, start: float) -> None:
+            m[name], m[name + "_s"] = ticker.phase(), time.monotonic() - start
+            m[name + "_gc"] = " + ".join(f"{ms:.0f}" for ms in collections.ms) or "-"
+            collections.ms = []
+
+        start = time.monotonic()
+        if baseline:
+            viewer.open_sample("napari", "astronaut")
+        else:
+            viewer.open_sample("napari-razn", "synthetic-slide")
+        settle(app, 0.5)
+        phase("sample", start)
+        start = time.monotonic()
+        if baseline:
+            viewer.window.add_dock_widget(QLabel("baseline"), name="baseline", area="right")
+            widget = None
+        else:
+            _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
+        settle(app, 0.3)
+        phase("dock", start)
+        start = time.monotonic()
+        end = time.monotonic() + 60
+        while widget is not None and time.monotonic() < end and (
+            widget.warming or widget.session is None
+            or not widget.tissue_label.value.endswith("of the slide")
+        ):  # fmt: skip
+            settle(app, 0.1)
+        settle(app, 1.0)
+        phase("after", start)
+        start = time.monotonic()
+        if baseline:
+            import numpy as np
+
+            # The sample's classes layer: 3072 x 2304 at 0.5 um/px, one label per 4 px.
+            viewer.add_labels(np.zeros((576, 768), np.uint8), scale=(2.0, 2.0), name="labels")
+            settle(app, 0.2)
+            viewer.scale_bar.visible = True  # as the panel does with its classes layer
+            settle(app, 0.5)
+        else:
+            widget.segment_slide_button.native.click()  # as the mouse does
+            while widget.runner.running:
+                settle(app, 0.05)
+            settle(app, 0.5)
+        phase("click", start)
     viewer.close()
-    return {"sample": sample, "sample_s": sample_s, "dock": dock, "dock_s": dock_s,
-            "after": after, "load": os.getloadavg()[0]}  # fmt: skip
+    return m
+
+
+PHASES = ("sample", "dock", "after", "click")
+
+
+def dock_row(what: str, m: dict) -> str:
+    cells = [f"{m[p]} ({m[p + '_s']:.1f} s; GC {m[p + '_gc']})" for p in PHASES]
+    return f"| {what} | " + " | ".join(cells) + f" | {m['load']:.1f} |"
+
+
+def fresh_pairs(pairs: int) -> int:
+    """`--dock` and `--dock --baseline` alternately, each in a fresh process; medians and ratios."""
+    import json
+    import os
+    import statistics
+    import subprocess
+    import tempfile
+
+    # As an installed plugin runs: its modules compiled once (this machine sets
+    # PYTHONDONTWRITEBYTECODE, which made every process compile them anew).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="razn-pyc-")
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(here, "..", "napari_razn"),
+                    os.path.join(here, "..", "src", "razn")], env=env, capture_output=True, check=False)  # fmt: skip
+    results = {"napari-razn": [], "napari baseline": []}
+    print("| what | open sample, first time (ms) | docking (ms) | work after (ms) "
+          "| first Segment click (ms) | load |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for _ in range(pairs):
+        for what, extra in (("napari-razn", []), ("napari baseline", ["--baseline"])):
+            done = subprocess.run(
+                [sys.executable, __file__, "--dock", "--json", *extra],
+                capture_output=True, text=True, check=False, env=env,
+            )  # fmt: skip
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+            if done.returncode != 0 or not lines:
+                print(f"| {what} | failed: {done.stderr.strip().splitlines()[-1:]} |", flush=True)
+                continue
+            m = json.loads(lines[-1])
+            results[what].append(m)
+            print(dock_row(what, m), flush=True)
+    print()
+    print("| phase | napari-razn median (ms) | napari baseline median (ms) | ratio |")
+    print("|---|---|---|---|")
+    for p in PHASES:
+        ours = statistics.median(m[p] for m in results["napari-razn"])
+        base = statistics.median(m[p] for m in results["napari baseline"])
+        print(f"| {p} | {ours:.0f} | {base:.0f} | {ours / max(base, 1):.2f}x |")
+    return 0
 
 
 def main() -> int:
@@ -233,14 +314,25 @@ def main() -> int:
                         help="measure opening the sample and docking the panel instead")  # fmt: skip
     parser.add_argument("--baseline", action="store_true",
                         help="with --dock: napari's own sample and a bare docked widget")  # fmt: skip
+    parser.add_argument("--fresh", type=int, default=0, metavar="PAIRS",
+                        help="with --dock: PAIRS of fresh processes, panel and baseline "
+                        "alternately; medians and ratios")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dock and args.fresh:
+        return fresh_pairs(args.fresh)
     if args.dock:
         m = dock_phases(args.baseline)
+        if args.json:
+            import json
+
+            print(json.dumps(m))
+            return 0
         what = "napari baseline" if args.baseline else "napari-razn"
-        print("| what | open sample, first time (ms) | docking (ms) | work after (ms) | load |")
-        print("|---|---|---|---|---|")
-        print(f"| {what} | {m['sample']} ({m['sample_s']:.1f} s) | {m['dock']} "
-              f"| {m['after']} | {m['load']:.1f} |")  # fmt: skip
+        print("| what | open sample, first time (ms) | docking (ms) | work after (ms) "
+              "| first Segment click (ms) | load |")  # fmt: skip
+        print("|---|---|---|---|---|---|")
+        print(dock_row(what, m))
         return 0
     app, viewer, widget = open_panel()
     print(

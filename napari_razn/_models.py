@@ -1,12 +1,14 @@
 """The panel's models: facts from the checkpoint's header, the model itself only to run.
 
-Importing torch takes seconds, and parts of it (loading and initialising
-its C++ libraries) hold the interpreter, so the GUI thread, in one piece
-for 0.3-0.6 s whichever thread imports it. The panel therefore reads what
-it needs before a run from the checkpoint's header (`model_facts`:
-configuration, threshold, file hash; no torch), and the model itself is
-loaded by the first run's worker (`cached_model`), when the user has
-asked for work.
+Importing torch takes seconds, and done plainly it holds the interpreter,
+so the GUI thread, whichever thread imports it: loading libtorch_cpu runs
+its C++ initialisers inside `dlopen` (0.25-0.7 s in one piece), and the
+few hundred thousand objects the import makes then set off a full garbage
+collection of napari's heap (0.2-1.3 s). The panel therefore reads what it
+needs before a run from the checkpoint's header (`model_facts`:
+configuration, threshold, file hash; no torch), and the first run's worker
+imports torch through `import_torch`, which loads the libraries with the
+interpreter released and keeps that collection from happening.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from functools import lru_cache
 
 # A click waits for a load the panel started ahead, rather than loading twice.
 _model_lock = threading.Lock()
+# Workers that need torch (a run, the device probe) import it once, through `import_torch`.
+_torch_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,85 @@ def cached_model(reference: str):
 
 @lru_cache(maxsize=4)
 def _load_model(reference: str):
-    preload_torch()
+    import_torch()
     from razn.models import load_model
 
     return load_model(reference)
 
 
+# Whether the objects of torch's import (and all others then) are frozen (`import_torch`).
+_frozen = False
+
+
+def import_torch() -> None:
+    """Import torch and the engine once, without a full garbage collection after.
+
+    The import makes a few hundred thousand Python objects, and Python's
+    allocation counts then set off a full collection, which walks every
+    object of the process (napari's included) with the interpreter held,
+    whichever thread allocated: 0.2-1.3 s of stall on the GUI thread. So
+    the collector is paused during the import, and everything alive then is
+    frozen (`gc.freeze`: left out of later collections, as the CPython
+    docs advise for objects made at start-up and kept), torch's objects and
+    napari's alike. Nothing is lost that reference counting frees; only
+    cycles among frozen objects wait, until `thaw`, which the panel calls
+    before any layer is removed, where napari runs a full collection of
+    its own anyway.
+    """
+    import gc
+    import sys
+
+    global _frozen
+    with _torch_lock:  # a second caller waits for the first's import to end
+        if "torch" in sys.modules:
+            return
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            _import_engine()
+        finally:
+            gc.freeze()
+            _frozen = True
+            if enabled:
+                gc.enable()
+
+
+def _import_engine() -> None:
+    preload_torch()
+    import torch  # noqa: F401
+
+    import razn.devices  # noqa: F401  (what the run imports next)
+    import razn.inference.engine  # noqa: F401
+    import razn.models.checkpoint  # noqa: F401
+
+
+def thaw(_event=None) -> None:
+    """Undo `import_torch`'s freeze: a napari layer is about to be removed.
+
+    napari runs a full collection after each removal (its canvas does), so
+    the frozen objects are then collected with everything else, at
+    napari's own cost, and a removed layer's cycles are never kept.
+    """
+    import gc
+
+    global _frozen
+    if _frozen:
+        _frozen = False
+        gc.unfreeze()
+
+
 def preload_torch() -> None:
     """Load torch's C++ libraries with the interpreter released, before `import torch`.
 
-    `import torch` loads and relocates libtorch_cpu (hundreds of MB) inside
-    the import, holding the interpreter, so the GUI thread, for 0.2-0.4 s.
-    `ctypes.CDLL` releases it while the loader works; the import then finds
-    the libraries loaded. Best effort: without them, the import loads them.
+    `import torch` loads libtorch_cpu (hundreds of MB, whose static
+    initialisers register thousands of operators) inside the import, and
+    `ctypes.CDLL` as well holds the interpreter, so the GUI thread, while
+    the loader works: 0.25-0.7 s in one piece. libc's own `dlopen`, called
+    as a foreign function, runs with it released (ctypes releases it around
+    every such call); the import then finds the libraries loaded. Only
+    libtorch_python, whose initialisers may touch the interpreter, is
+    loaded holding it (a few ms). Best effort: without them, the import
+    loads them.
     """
     import importlib.util
     import sys
@@ -88,18 +158,27 @@ def preload_torch() -> None:
     if spec is None or spec.origin is None:
         return
     folder = os.path.join(os.path.dirname(spec.origin), "lib")
+    try:
+        dlopen = ctypes.CDLL(None).dlopen  # glibc, macOS; not Windows
+        dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+    except (AttributeError, OSError, TypeError):
+        dlopen = None
     # The mode torch itself loads each with: only the first is global.
-    for name, mode in (
-        ("libtorch_global_deps.so", ctypes.RTLD_GLOBAL), ("libc10.so", ctypes.DEFAULT_MODE),
-        ("libtorch_cpu.so", ctypes.DEFAULT_MODE), ("libtorch.so", ctypes.DEFAULT_MODE),
-        ("libtorch_python.so", ctypes.DEFAULT_MODE),
+    for name, glob in (
+        ("libtorch_global_deps.so", True), ("libc10.so", False), ("libtorch_cpu.so", False),
+        ("libtorch.so", False), ("libtorch_python.so", False),
     ):  # fmt: skip
         path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            try:
-                ctypes.CDLL(path, mode=mode)
-            except OSError:
-                return  # the import itself will say what is missing
+        if not os.path.isfile(path):
+            continue
+        mode = ctypes.RTLD_GLOBAL if glob else ctypes.RTLD_LOCAL
+        released = dlopen is not None and name != "libtorch_python.so"
+        if released and dlopen(os.fsencode(path), mode | os.RTLD_NOW):
+            continue  # else ctypes says what is wrong, or the import does
+        try:
+            ctypes.CDLL(path, mode=mode)
+        except OSError:
+            return  # the import itself will say what is missing
 
 
 def warm_up(reference: str) -> ModelFacts | None:

@@ -17,6 +17,9 @@ import contextlib
 from napari_razn import _layers, _panels
 from napari_razn._corrections import CorrectionLog
 
+#: Wait after the last layer step before a held run goes, so that the repaint comes first (ms).
+AFTER_PAINT_MS = 100
+
 
 class ReviewPanel:
     """Legend, opacity, outlines, hover and zoom layers, for the panel `shell`."""
@@ -58,13 +61,20 @@ class ReviewPanel:
             if layer is None and add not in queued:
                 self._pending.append((session, add))
         if self._pending and not self.layer_timer.isActive():
-            self.layer_timer.start()
+            self.layer_timer.start(0)
         return bool(self._pending)
 
     def _add_next_layer(self) -> None:
-        self._add_pending_layer()
+        """One pending step per turn; a held run goes once the last one's repaint is done.
+
+        A layer's (or the scale bar's) first draw is GUI work of its own
+        (vispy compiles its shaders, renders the scale bar's glyphs: 0.2-0.4 s
+        with Mesa), and a first run's worker starts by importing torch, which
+        competes with it for the CPU: the run waits `AFTER_PAINT_MS` more.
+        """
         if self._pending:
-            self.layer_timer.start()
+            self._add_pending_layer()
+            self.layer_timer.start(0 if self._pending else AFTER_PAINT_MS)
         else:
             self.shell.segmentation.runner.release()
 
@@ -109,7 +119,11 @@ class ReviewPanel:
         _follow_undo(layer, self._undone, self._redone)
         shell.viewer.layers.selection.active = layer
         if shell.session.mpp:  # the layers are in microns: show the scale
-            _scale_bar(shell.viewer).visible = True
+            # In a turn of its own (its overlay is 0.1-0.3 s of GUI work), before a held run goes.
+            self._pending.insert(0, (shell.session, self._show_scale_bar))
+
+    def _show_scale_bar(self) -> None:
+        _scale_bar(self.shell.viewer).visible = True
 
     def remove_layers(self) -> None:
         """Remove the shown session's layers, and forget those not added yet."""

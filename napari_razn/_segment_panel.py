@@ -143,10 +143,17 @@ class SegmentationPanel:
             {"model": facts.sha256, "threshold": round(self.controls.threshold.value, 4)}
         )
         shell.session.made_by = {"model": facts.reference}
-        if not self._devices_probed:  # the run imports torch: probe beside it
-            self._devices_probed = True
-            shell.workers.start(devices_found, returned=self._devices_found)
         return shell.slide, facts.reference
+
+    def _probe_devices(self) -> None:
+        """Probe the devices once the first run has imported torch (its first result or its end).
+
+        Not beside the run's start: its import of torch would hold the
+        interpreter while the GUI thread adds the session's layers.
+        """
+        if not self._devices_probed and not self.shell.controller.closed:
+            self._devices_probed = True
+            self.shell.workers.start(devices_found, returned=self._devices_found)
 
     def segment_view(self, _value=None) -> None:
         ready = self._prepare()
@@ -192,6 +199,7 @@ class SegmentationPanel:
         self.runner.shutdown()
 
     def _apply_result(self, run, result) -> None:
+        self._probe_devices()
         shell = self.shell
         # The mask the engine computed for this run (never computed here, on
         # the GUI thread): glass inside a tissue tile stays transparent too.
@@ -215,6 +223,7 @@ class SegmentationPanel:
         shell.mark_changed()
 
     def _run_done(self, run) -> None:
+        self._probe_devices()
         shell = self.shell
         if shell.controller.finished(run) and shell.session is not None:
             self.controls.progress_bar.value = self.controls.progress_bar.max
@@ -248,6 +257,9 @@ class SegmentationPanel:
 
 def devices_found() -> list[str]:
     """Worker body: "auto" first, then the CPU, then any accelerator (imports torch)."""
+    from napari_razn._models import import_torch
+
+    import_torch()  # as the run's worker does, which it may meet here
     from razn.devices import available_devices
 
     return ["auto", "cpu", *(d for d in available_devices() if d != "cpu")]

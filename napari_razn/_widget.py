@@ -8,7 +8,9 @@ and export and improve (`_improve`). What the panel is doing lives in the
 Qt-free `PanelController` (which session is shown, which run is current,
 and the one rule for which results may be applied). This module keeps
 what the sub-panels share: the slide, the session's life (made, restored,
-autosaved, left) and the teardown.
+autosaved, left) and the teardown. Only the Slide sub-panel is built in
+the docking call; the others follow one per event-loop turn, each at once
+if something uses it before its turn.
 
 Long work never runs on the GUI thread, and every background job is a
 napari worker started through `Workers`. One teardown (`close`) stops the
@@ -29,6 +31,7 @@ from qtpy.QtCore import QTimer
 
 from napari_razn._controller import PanelController, SaveThrottle
 from napari_razn._improve import ExportPanel
+from napari_razn._models import thaw
 from napari_razn._review_panel import ReviewPanel
 from napari_razn._segment_panel import SegmentationPanel
 from napari_razn._slide_panel import SlidePanel, slide_path
@@ -61,26 +64,97 @@ class RaznWidget(Container):
         self.autosave = SaveThrottle(AUTOSAVE_INTERVAL_S)
         self._save_worker = None
         self._save_timer = self.single_shot(0, self.save_session)
+        # The Slide sub-panel now; the others one per event-loop turn after
+        # (`_build_next`): building the panel's 38 controls in one go was the
+        # plugin's whole share of the stall napari's docking call makes. Any
+        # use of one before its turn builds it there and then (`_built`).
         self.slide_panel = SlidePanel(self)
-        self.segmentation = SegmentationPanel(self)
-        self.review = ReviewPanel(self)
-        self.export = ExportPanel(self)
-        panels = (self.slide_panel, self.segmentation, self.review, self.export)
-        self.extend([panel.box for panel in panels])
-        for panel in panels:  # each control by its name, as tests and scripts use them
-            for name, control in vars(panel.controls).items():
-                setattr(self, name, control)
+        self._built_panels: dict[str, object] = {}
+        self._build_timer = self.single_shot(0, self._build_next)
+        self._adopt(self.slide_panel)
         self.slide_picker.changed.connect(lambda _value: self.show_slide())
         layers = self.viewer.layers
         layers.events.inserted.connect(self._layers_changed)
         layers.events.removed.connect(self._layers_changed)
+        # Before napari's own full collection after a removal (`_models.thaw`).
+        layers.events.removing.connect(thaw)
         camera = _camera(self.viewer)
-        camera.events.center.connect(self.segmentation.camera_moved)
-        camera.events.zoom.connect(self.segmentation.camera_moved)
-        self.viewer.mouse_move_callbacks.append(self.review.hover)
+        camera.events.center.connect(self._camera_moved)
+        camera.events.zoom.connect(self._camera_moved)
+        self.viewer.mouse_move_callbacks.append(self._hover)
         self._connect_teardown()
         self.slide_picker.reset_choices()
         self.show_slide()
+        self._build_timer.start()
+
+    # -- the sub-panels, built one per turn ------------------------------------------
+    _BUILD_ORDER = (
+        ("segmentation", SegmentationPanel), ("review", ReviewPanel), ("export", ExportPanel),
+    )  # fmt: skip
+
+    def _adopt(self, panel) -> None:
+        self.append(panel.box)
+        # Each control by its name, as tests and scripts use them.
+        for name, control in vars(panel.controls).items():
+            setattr(self, name, control)
+
+    def _build(self, name: str, cls) -> None:
+        panel = cls(self)
+        self._built_panels[name] = panel
+        self._adopt(panel)
+        if name == "segmentation" and self.slide_layer is not None:
+            panel.slide_shown()  # the warm-up, as `show_slide` starts it
+
+    def _build_next(self) -> None:
+        """Build the next sub-panel (a turn each), unless the panel is gone."""
+        if self.controller.closed:
+            return
+        for name, cls in self._BUILD_ORDER:
+            if name not in self._built_panels:
+                self._build(name, cls)
+                break
+        if len(self._built_panels) < len(self._BUILD_ORDER):
+            self._build_timer.start()
+
+    def _built(self, name: str):
+        """The sub-panel `name`, built now (with those before it) if its turn has not come."""
+        if name not in self._built_panels:
+            for other, cls in self._BUILD_ORDER:
+                if other not in self._built_panels:
+                    self._build(other, cls)
+                if other == name:
+                    break
+        return self._built_panels[name]
+
+    @property
+    def segmentation(self):
+        return self._built("segmentation")
+
+    @property
+    def review(self):
+        return self._built("review")
+
+    @property
+    def export(self):
+        return self._built("export")
+
+    def __getattr__(self, name: str):
+        # A control of a sub-panel not built yet: build them all, then look again.
+        built = self.__dict__.get("_built_panels")
+        if built is not None and len(built) < len(self._BUILD_ORDER) and not name.startswith("_"):
+            for other, _cls in self._BUILD_ORDER:
+                self._built(other)
+            if name in self.__dict__:
+                return self.__dict__[name]
+        return super().__getattr__(name)
+
+    def _camera_moved(self, event=None) -> None:
+        if "segmentation" in self._built_panels:
+            self.segmentation.camera_moved(event)
+
+    def _hover(self, viewer, event) -> None:
+        if "review" in self._built_panels:
+            self.review.hover(viewer, event)
 
     def _connect_teardown(self) -> None:
         """One teardown, whichever comes first (see the module's docstring)."""
@@ -135,7 +209,8 @@ class RaznWidget(Container):
         self._shown_path = slide_path(layer)
         self.slide_panel.show_facts(layer)
         if layer is not None:
-            self.segmentation.slide_shown()
+            if "segmentation" in self._built_panels:  # else it starts when built
+                self.segmentation.slide_shown()
             self._restore_session()
 
     def open_slide(self):
@@ -155,6 +230,9 @@ class RaznWidget(Container):
     @session.setter
     def session(self, session) -> None:
         """Show `session` (or None): the previous one's layers go, no run carries on."""
+        if session is None and "review" not in self._built_panels:
+            self.controller.show(None)  # no layers yet, nothing to show: build nothing
+            return
         self.review.remove_layers()
         self.controller.show(session)
         self.review.session_shown(session)
@@ -225,7 +303,8 @@ class RaznWidget(Container):
 
     def leave_session(self) -> None:
         """Stop the shown session's run and save it; its layers go (slide change, close)."""
-        self.segmentation.stop()
+        if "segmentation" in self._built_panels:  # else no run was ever started
+            self.segmentation.stop()
         if self.session is not None and self.autosave.dirty:
             self._save_now()
         self.session = None
@@ -270,15 +349,22 @@ class RaznWidget(Container):
         if self.controller.closed:
             return
         session = self.session
-        self.segmentation.runner.shutdown()
+        built = self._built_panels  # never building one now: the widgets may be gone
+        segmentation, review, export = (built.get(n) for n in ("segmentation", "review", "export"))
+        if segmentation is not None:
+            segmentation.runner.shutdown()
+        timers = [self._save_timer, self._build_timer]
+        for panel in (segmentation, review):
+            timers += panel.timers if panel is not None else ()
         with contextlib.suppress(RuntimeError):  # timers already deleted with the widget
-            for timer in (self._save_timer, *self.segmentation.timers, *self.review.timers):
+            for timer in timers:
                 timer.stop()
-        self.export.stop()
+        if export is not None:
+            export.stop()
         self.controller.close()
         self.workers.shutdown()
         with contextlib.suppress(ValueError, RuntimeError):  # the viewer may be gone
-            self.viewer.mouse_move_callbacks.remove(self.review.hover)
+            self.viewer.mouse_move_callbacks.remove(self._hover)
         if session is not None and self.autosave.dirty:
             try:
                 _save(session.copy(), _session_path_for(session.slide_path))
@@ -314,6 +400,9 @@ class RaznWidget(Container):
 
     @property
     def warming(self) -> bool:
+        """Whether the panel is still doing ahead what the first run needs (or being built)."""
+        if len(self._built_panels) < len(self._BUILD_ORDER):
+            return True
         return self.segmentation.warming
 
     @property
