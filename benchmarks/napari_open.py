@@ -33,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +49,8 @@ SLIDES = {
 PLUGINS = ("napari-razn", "napari-wsi", "floor")
 # The most a run may wait for the first frame before it counts as a failure.
 TIMEOUT_S = 60
+# The window every run opens the slide in (width, height): the xvfb screen.
+WINDOW = (1600, 1000)
 
 
 def _rss_mb() -> float:
@@ -116,6 +119,9 @@ def child(plugin: str, path: Path) -> dict:
     from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(show=True)
+    # The same window for every run (the xvfb screen, as a maximised window):
+    # the canvas size decides which level napari shows first.
+    viewer.window.set_geometry(0, 0, *WINDOW)
     # napari's own one-off costs of a first multiscale RGB layer (its units
     # registry, the thumbnail's scipy.ndimage) are not the plugin's: pay
     # them with a tiny layer, then let the window settle.
@@ -127,6 +133,7 @@ def child(plugin: str, path: Path) -> dict:
     viewer.layers.clear()
     QApplication.processEvents()
     first, first_mb, layer = _open_until_drawn(viewer, path, plugin)
+    shown = int(layer.data_level) if layer.multiscale else 0
     data = layer.data if layer.multiscale else [layer.data]
     shape = [list(map(int, level.shape)) for level in data]
     viewer.layers.clear()
@@ -139,24 +146,32 @@ def child(plugin: str, path: Path) -> dict:
         "again_s": again,
         "again_mb": again_mb,
         "levels": shape,
+        "shown": shape[shown],
     }
 
 
 def run_child(plugin: str, path: Path, wsi_site: Path | None, baseline: Path | None) -> dict:
     env = dict(os.environ)
+    # napari's settings from a fresh file for each run: the window geometry,
+    # reader preferences and the rest a previous run (or session) saved do
+    # not carry over. So every napari-razn run is a first open ever: it sets
+    # napari-razn as the reader for slide files and says so (one
+    # notification), which a user sees once.
     if plugin == "napari-wsi" and wsi_site is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wsi_site), env.get("PYTHONPATH")]))
     if plugin == "napari-razn (baseline)":
         # The baseline's razn and napari_razn first on the path.
         env["PYTHONPATH"] = os.pathsep.join([str(baseline / "src"), str(baseline)])
         plugin = "napari-razn"
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", plugin, str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=4 * TIMEOUT_S,
-    )
+    with tempfile.TemporaryDirectory() as settings:
+        env["NAPARI_CONFIG"] = str(Path(settings) / "settings.yaml")
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", plugin, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=4 * TIMEOUT_S,
+        )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
