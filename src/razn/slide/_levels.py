@@ -163,17 +163,18 @@ class DerivedLevelReader:
     def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         height, width = self._shape
         if height * width > _KEPT_DERIVED_PIXELS:
-            return self._halve(y0, y1, x0, x1, cache=True)
+            return self._halve(y0, y1, x0, x1)
         with self._lock:  # napari may slice from several threads
             if self._whole is None:
-                # The finer tiles under a level kept whole are not cached:
-                # the kept level serves every read of it from now on.
-                self._whole = self._halve(0, height, 0, width, cache=False)
+                self._whole = self._halve(0, height, 0, width)
         return self._whole[y0:y1, x0:x1].copy()  # callers may write into it
 
-    def _halve(self, y0: int, y1: int, x0: int, x1: int, *, cache: bool) -> np.ndarray:
+    def _halve(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         if self._read_halved is not None:
-            return self._read_halved(2 * y0, 2 * y1, 2 * x0, 2 * x1, cache=cache)
+            # The finer tiles go through the tile cache: napari often shows
+            # the stored level under its thumbnail next (the 100k slide in a
+            # large window), and reads some of them back from there.
+            return self._read_halved(2 * y0, 2 * y1, 2 * x0, 2 * x1, cache=True)
         return _halve_window(self._finer, y0, y1, x0, x1)
 
 
