@@ -4,17 +4,19 @@
 
 For each slide (CMU-1-Small-Region.svs and the 100k x 100k pyramid that
 benchmarks/io.py writes) and each plugin, a fresh process starts napari with
-a shown window of a fixed size, napari's settings from a fresh file (and
-napari's own one-off costs of a first multiscale RGB
-layer paid with a tiny layer), then times `viewer.open(path, plugin=...)`
-until the canvas has drawn the slide's first frame (the layer loaded and
-a draw of the canvas with it), the resident memory it added by then, and
-the CPU time the process spent meanwhile (all its threads; steadier than
-the wall time on a busy machine).
-That first open in a process pays for the plugin's own imports, as a
-user's first slide does. Then the layer is removed and the same slide opened again in the
-same process ("again"): what the next slide costs. Plugins alternate, their
-order rotating, and each figure is the median of N runs.
+a shown window of a fixed size (`WINDOW`: the canvas size decides which
+level napari shows first) and its settings from a fresh file (no saved
+geometry or reader preference carries over), pays napari's own one-off
+costs of a first multiscale RGB layer with a tiny layer, then times
+`viewer.open(path, plugin=...)` until the canvas has drawn the slide's
+first frame (the layer loaded and a draw of the canvas with it), the
+resident memory it added by then, and the CPU time the process spent
+meanwhile (all its threads; steadier than the wall time on a busy
+machine). That first open in a process pays for the plugin's own
+imports, as a user's first slide does. Then the layer is removed and the
+same slide opened again in the same process ("again"): what the next
+slide costs. Plugins alternate, their order rotating, and each figure is
+the median of N runs.
 
 "floor" is napari's own share: the same pyramid shapes and layer
 arguments added with `viewer.add_image`, reading constant pixels (no

@@ -154,6 +154,14 @@ def test_small_derived_levels_are_averaged_once(cmu_svs, monkeypatch):
         for view, whole in zip(slide.level_views[1:], expected[1:], strict=True):
             np.testing.assert_array_equal(view[:, :], whole)
         assert sorted(decoded) == list(range(130))  # 10 x 13 tiles, each decoded once
+        # A kept level is handed out read-only (a view, not a copy per
+        # slice); np.array still gives a copy one can write to.
+        window = slide.level_views[1][10:20, 30:40]
+        with pytest.raises(ValueError, match="read-only"):
+            window[0, 0] = 0
+        writable = np.array(slide.level_views[2])
+        writable[0, 0] = 0
+        np.testing.assert_array_equal(slide.level_views[2][0, 0], expected[2][0, 0])
         np.testing.assert_array_equal(slide.level_views[2][5:99, 7:300], expected[2][5:99, 7:300])
         finest._read = read
     monkeypatch.setattr(levels, "_KEPT_DERIVED_PIXELS", 0)

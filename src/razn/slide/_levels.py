@@ -92,7 +92,11 @@ class LevelView:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:, :]
-        return whole if dtype is None else whole.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != whole.dtype:
+            return whole.astype(dtype)
+        # A level kept whole is handed out read-only; `np.array` asks for
+        # a copy it can write to.
+        return whole.copy() if copy else whole
 
     def __repr__(self) -> str:
         return f"<LevelView {self.shape[1]}x{self.shape[0]} RGB>"
@@ -167,7 +171,11 @@ class DerivedLevelReader:
         with self._lock:  # napari may slice from several threads
             if self._whole is None:
                 self._whole = self._halve(0, height, 0, width)
-        return self._whole[y0:y1, x0:x1].copy()  # callers may write into it
+                # Handed out as read-only views, not copies (napari's first
+                # frame shows CMU's 5 MB level 1 from here): a caller that
+                # tries to write into one gets an error, not a changed level.
+                self._whole.flags.writeable = False
+        return self._whole[y0:y1, x0:x1]
 
     def _halve(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         if self._read_halved is not None:
