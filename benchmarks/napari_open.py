@@ -4,14 +4,19 @@
 
 For each slide (CMU-1-Small-Region.svs and the 100k x 100k pyramid that
 benchmarks/io.py writes) and each plugin, a fresh process starts napari with
-a shown window (and napari's own one-off costs of a first multiscale RGB
-layer paid with a tiny layer), then times `viewer.open(path, plugin=...)`
-until the canvas has drawn the slide's first frame (the layer loaded and
-a draw of the canvas with it), and the resident memory it added by then.
-That first open in a process pays for the plugin's own imports, as a
-user's first slide does. Then the layer is removed and the same slide opened again in the
-same process ("again"): what the next slide costs. Plugins alternate, their
-order rotating, and each figure is the median of N runs.
+a shown window of a fixed size (`WINDOW`: the canvas size decides which
+level napari shows first) and its settings from a fresh file (no saved
+geometry or reader preference carries over), pays napari's own one-off
+costs of a first multiscale RGB layer with a tiny layer, then times
+`viewer.open(path, plugin=...)` until the canvas has drawn the slide's
+first frame (the layer loaded and a draw of the canvas with it), the
+resident memory it added by then, and the CPU time the process spent
+meanwhile (all its threads; steadier than the wall time on a busy
+machine). That first open in a process pays for the plugin's own
+imports, as a user's first slide does. Then the layer is removed and the
+same slide opened again in the same process ("again"): what the next
+slide costs. Plugins alternate, their order rotating, and each figure is
+the median of N runs.
 
 "floor" is napari's own share: the same pyramid shapes and layer
 arguments added with `viewer.add_image`, reading constant pixels (no
@@ -33,6 +38,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +54,8 @@ SLIDES = {
 PLUGINS = ("napari-razn", "napari-wsi", "floor")
 # The most a run may wait for the first frame before it counts as a failure.
 TIMEOUT_S = 60
+# The window every run opens the slide in (width, height): the xvfb screen.
+WINDOW = (1600, 1000)
 
 
 def _rss_mb() -> float:
@@ -56,8 +64,8 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
-    """Seconds and MB from `viewer.open` to the first frame drawn after it."""
+def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float, float, object]:
+    """Seconds, MB and CPU seconds from `viewer.open` to the first frame drawn after it."""
     from qtpy.QtWidgets import QApplication
 
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
@@ -73,7 +81,7 @@ def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
     if plugin == "floor":
         data, kwargs = _blank_pyramid(path)
     before = _rss_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if plugin == "floor":
         layer = viewer.add_image(data, **kwargs)
     else:
@@ -84,9 +92,9 @@ def _open_until_drawn(viewer, path: Path, plugin: str) -> tuple[float, float]:
         if time.perf_counter() - start > TIMEOUT_S:
             raise TimeoutError(f"{plugin} drew no frame of {path.name} in {TIMEOUT_S} s")
         time.sleep(0.001)
-    seconds = drawn[0] - start
+    seconds, cpu = drawn[0] - start, time.process_time() - cpu
     canvas.events.draw.disconnect(on_draw)
-    return seconds, _rss_mb() - before, layer
+    return seconds, _rss_mb() - before, cpu, layer
 
 
 def _blank_pyramid(path: Path):
@@ -116,6 +124,9 @@ def child(plugin: str, path: Path) -> dict:
     from qtpy.QtWidgets import QApplication
 
     viewer = napari.Viewer(show=True)
+    # The same window for every run (the xvfb screen, as a maximised window):
+    # the canvas size decides which level napari shows first.
+    viewer.window.set_geometry(0, 0, *WINDOW)
     # napari's own one-off costs of a first multiscale RGB layer (its units
     # registry, the thumbnail's scipy.ndimage) are not the plugin's: pay
     # them with a tiny layer, then let the window settle.
@@ -126,37 +137,48 @@ def child(plugin: str, path: Path) -> dict:
         time.sleep(0.01)
     viewer.layers.clear()
     QApplication.processEvents()
-    first, first_mb, layer = _open_until_drawn(viewer, path, plugin)
+    first, first_mb, first_cpu, layer = _open_until_drawn(viewer, path, plugin)
+    shown = int(layer.data_level) if layer.multiscale else 0
     data = layer.data if layer.multiscale else [layer.data]
     shape = [list(map(int, level.shape)) for level in data]
     viewer.layers.clear()
     QApplication.processEvents()
-    again, again_mb, _ = _open_until_drawn(viewer, path, plugin)
+    again, again_mb, again_cpu, _ = _open_until_drawn(viewer, path, plugin)
     viewer.close()
     return {
         "first_s": first,
         "first_mb": first_mb,
+        "first_cpu_s": first_cpu,
         "again_s": again,
         "again_mb": again_mb,
+        "again_cpu_s": again_cpu,
         "levels": shape,
+        "shown": shape[shown],
     }
 
 
 def run_child(plugin: str, path: Path, wsi_site: Path | None, baseline: Path | None) -> dict:
     env = dict(os.environ)
+    # napari's settings from a fresh file for each run: the window geometry,
+    # reader preferences and the rest a previous run (or session) saved do
+    # not carry over. So every napari-razn run is a first open ever: it sets
+    # napari-razn as the reader for slide files and says so (one
+    # notification), which a user sees once.
     if plugin == "napari-wsi" and wsi_site is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(wsi_site), env.get("PYTHONPATH")]))
     if plugin == "napari-razn (baseline)":
         # The baseline's razn and napari_razn first on the path.
         env["PYTHONPATH"] = os.pathsep.join([str(baseline / "src"), str(baseline)])
         plugin = "napari-razn"
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", plugin, str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=4 * TIMEOUT_S,
-    )
+    with tempfile.TemporaryDirectory() as settings:
+        env["NAPARI_CONFIG"] = str(Path(settings) / "settings.yaml")
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", plugin, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=4 * TIMEOUT_S,
+        )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -201,22 +223,25 @@ def main() -> int:
     print(
         f"\nmedian of {args.reps} fresh processes; load average (1 min) "
         f"{min(loads):.1f}-{max(loads):.1f}\n"
-        "| slide | plugin | first open to first frame (s) | memory added (MB) "
-        "| next open (s) | next open memory (MB) |\n|---|---|---|---|---|---|"
+        "| slide | plugin | level shown | first open to first frame (s) | memory added (MB) "
+        "| CPU (s) | next open (s) | next open memory (MB) | next open CPU (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     summary = []
     for (slide, plugin), runs in results.items():
         good = [r for r in runs if "error" in r] == [] and runs
         if not good:
-            print(f"| {slide} | {plugin} | failed: {runs[0].get('error')} | | | |")
+            print(f"| {slide} | {plugin} | failed: {runs[0].get('error')} | | | | | | |")
             continue
-        row = {"slide": slide, "plugin": plugin}
-        for key in ("first_s", "first_mb", "again_s", "again_mb"):
+        row = {"slide": slide, "plugin": plugin, "shown": runs[0]["shown"]}
+        for key in ("first_s", "first_mb", "first_cpu_s", "again_s", "again_mb", "again_cpu_s"):
             row[key] = statistics.median(r[key] for r in runs)
         summary.append(row)
+        shown = "x".join(map(str, row["shown"][1::-1]))
         print(
-            f"| {slide} | {plugin} | {row['first_s']:.2f} | {row['first_mb']:+.0f} | "
-            f"{row['again_s']:.2f} | {row['again_mb']:+.0f} |"
+            f"| {slide} | {plugin} | {shown} | {row['first_s']:.2f} | {row['first_mb']:+.0f} | "
+            f"{row['first_cpu_s']:.2f} | {row['again_s']:.2f} | {row['again_mb']:+.0f} | "
+            f"{row['again_cpu_s']:.2f} |"
         )
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "runs": str(results)}, indent=1))

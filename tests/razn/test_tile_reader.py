@@ -132,27 +132,83 @@ def test_derived_level_views_match_the_dask_levels(cmu_svs):
 def test_small_derived_levels_are_averaged_once(cmu_svs, monkeypatch):
     """napari reads the coarsest level whole (its thumbnail), then the level
     it shows: a small derived level is computed once and kept, so CMU's
-    level 0 is decoded once; a large one (here: any, by lowering the limit)
-    is averaged window by window, in bands, with the same pixels."""
+    level 0 is decoded once (each tile halved as it is decoded); a large
+    one (here: any, by lowering the limit) is averaged window by window, in
+    bands where the finer level is derived too, with the same pixels."""
     import razn.slide._levels as levels
+    from razn.slide._tiles import TiledLevelReader
 
     with razn.open_slide(cmu_svs) as slide:
         expected = [np.asarray(level) for level in slide.levels]
+    decoded = []
+    decode = TiledLevelReader._decode
+    monkeypatch.setattr(
+        TiledLevelReader,
+        "_decode",
+        lambda self, i, data: decoded.append(i) or decode(self, i, data),
+    )
     with razn.open_slide(cmu_svs) as slide:
-        reads = []
         finest = slide.level_views[0]
         read = finest._read
-        finest._read = lambda *box: reads.append(box) or read(*box)
+        finest._read = lambda *box: pytest.fail(f"level 0 put together for a derived level: {box}")
         for view, whole in zip(slide.level_views[1:], expected[1:], strict=True):
             np.testing.assert_array_equal(view[:, :], whole)
-        area = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in reads)
-        assert area <= slide.shape[0] * slide.shape[1]  # level 0 read once at most
+        assert sorted(decoded) == list(range(130))  # 10 x 13 tiles, each decoded once
+        # A kept level is handed out read-only (a view, not a copy per
+        # slice); np.array still gives a copy one can write to.
+        window = slide.level_views[1][10:20, 30:40]
+        with pytest.raises(ValueError, match="read-only"):
+            window[0, 0] = 0
+        writable = np.array(slide.level_views[2])
+        writable[0, 0] = 0
+        np.testing.assert_array_equal(slide.level_views[2][0, 0], expected[2][0, 0])
         np.testing.assert_array_equal(slide.level_views[2][5:99, 7:300], expected[2][5:99, 7:300])
+        finest._read = read
     monkeypatch.setattr(levels, "_KEPT_DERIVED_PIXELS", 0)
     monkeypatch.setattr(levels, "_HALVE_BAND_ROWS", 37)
     with razn.open_slide(cmu_svs) as slide:
         for view, whole in zip(slide.level_views[1:], expected[1:], strict=True):
             np.testing.assert_array_equal(view[3:701, 11:500], whole[3:701, 11:500])
+            np.testing.assert_array_equal(view[-5:, -7:], whole[-5:, -7:])
+
+
+def test_halved_reads_match_halving_the_window(cmu_svs, tcga_svs, ycbcr_pyramid):
+    """A halved read (tiles averaged as they are decoded) gives the pixels
+    of averaging the full window 2 x 2, PIL's `reduce(2)`: at tile edges,
+    the slide's edge, odd sizes, from the cache or not, JPEG and JPEG 2000."""
+    from PIL import Image
+
+    from razn.slide._levels import halve_pixels
+
+    rng = np.random.default_rng(3)
+    block = rng.integers(0, 256, (37, 52, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        halve_pixels(block), np.asarray(Image.fromarray(block).reduce(2))[:18]
+    )
+    for path in (cmu_svs, tcga_svs, ycbcr_pyramid):
+        with razn.open_slide(path) as slide:
+            reader = slide._read_stored.__self__._direct[0]  # the level's TiledLevelReader
+            h, w = slide.shape
+            boxes = [
+                (0, h, 0, w),
+                (0, 2, 0, 2),
+                (h - 3 - (h - 3) % 2, h, w - 501 - (w - 501) % 2, w),
+            ]
+            for y0, y1, x0, x1 in _random_boxes(h, w, 6, seed=7):
+                boxes.append((y0 // 2 * 2, y1, x0 // 2 * 2, x1))
+            for cache in (True, False, True):
+                for y0, y1, x0, x1 in boxes:
+                    full = reader.read(y0, y1, x0, x1, cache=False)[..., :3]
+                    halved = reader.read(y0, y1, x0, x1, cache=cache, halve=True)[..., :3]
+                    np.testing.assert_array_equal(halved, halve_pixels(full))
+            with pytest.raises(ValueError, match="even origin"):
+                reader.read(1, 9, 0, 8, halve=True)
+            # What the derived level reads through (errors named as a SlideError).
+            y0, y1, x0, x1 = boxes[-1]
+            np.testing.assert_array_equal(
+                slide._halved_reader(0)(y0, y1, x0, x1, cache=False),
+                halve_pixels(reader.read(y0, y1, x0, x1)[..., :3]),
+            )
 
 
 @pytest.mark.parametrize("kind", ["svs", "png"])

@@ -92,7 +92,11 @@ class LevelView:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:, :]
-        return whole if dtype is None else whole.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != whole.dtype:
+            return whole.astype(dtype)
+        # A level kept whole is handed out read-only; `np.array` asks for
+        # a copy it can write to.
+        return whole.copy() if copy else whole
 
     def __repr__(self) -> str:
         return f"<LevelView {self.shape[1]}x{self.shape[0]} RGB>"
@@ -140,40 +144,83 @@ class DerivedLevelReader:
     napari's thumbnail and first frame) is computed whole on its first read
     and kept, so the next read, or the level derived from it, does not
     average its finer level again; a large one is averaged window by window.
+
+    `read_halved(y0, y1, x0, x1, cache)`, where the finer level is a stored
+    tiled one, reads a window of it already halved: each tile is averaged
+    on the decoder thread that decoded it, while it is hot in the CPU's
+    cache, and the finer window is never put together (CMU's level 0, for
+    napari's first frame: 20 MB of fresh memory and a second pass over it).
     """
 
-    def __init__(self, finer: LevelView, shape: tuple[int, int]):
+    def __init__(
+        self,
+        finer: LevelView,
+        shape: tuple[int, int],
+        read_halved: Callable[..., np.ndarray] | None = None,
+    ):
         self._finer = finer
         self._shape = shape
+        self._read_halved = read_halved
         self._whole: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         height, width = self._shape
         if height * width > _KEPT_DERIVED_PIXELS:
-            return _halve_window(self._finer, y0, y1, x0, x1)
+            return self._halve(y0, y1, x0, x1)
         with self._lock:  # napari may slice from several threads
             if self._whole is None:
-                self._whole = _halve_window(self._finer, 0, height, 0, width)
-        return self._whole[y0:y1, x0:x1].copy()  # callers may write into it
+                self._whole = self._halve(0, height, 0, width)
+                # Handed out as read-only views, not copies (napari's first
+                # frame shows CMU's 5 MB level 1 from here): a caller that
+                # tries to write into one gets an error, not a changed level.
+                self._whole.flags.writeable = False
+        return self._whole[y0:y1, x0:x1]
+
+    def _halve(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if self._read_halved is not None:
+            # The finer tiles go through the tile cache: napari often shows
+            # the stored level under its thumbnail next (the 100k slide in a
+            # large window), and reads some of them back from there.
+            return self._read_halved(2 * y0, 2 * y1, 2 * x0, 2 * x1, cache=True)
+        return _halve_window(self._finer, y0, y1, x0, x1)
+
+
+def halve_pixels(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(h // 2, w // 2, c) uint8: 2 x 2 blocks of `pixels` averaged.
+
+    The mean rounded half up, (a + b + c + d + 2) // 4: what PIL's
+    `reduce(2)` computes, and the dask levels (`_halve`). An odd last row
+    or column is left out. numpy releases the GIL for these loops, so
+    decoder threads halve their tiles in parallel.
+    """
+    h, w = pixels.shape[0] // 2, pixels.shape[1] // 2
+    # Row pairs first: two contiguous rows summed in uint16.
+    rows = np.add(pixels[0 : 2 * h : 2, : 2 * w], pixels[1 : 2 * h : 2, : 2 * w], dtype=np.uint16)
+    pairs = rows.reshape(h, w, 2 * pixels.shape[2])
+    channels = pixels.shape[2]
+    total = pairs[..., :channels] + pairs[..., channels:]
+    total += 2
+    total >>= 2
+    if out is None:
+        return total.astype(np.uint8)
+    np.copyto(out, total, casting="unsafe")
+    return out
 
 
 def _halve_window(finer: LevelView, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     """Window of the level derived from `finer` by 2 x 2 averaging.
 
-    The same pixels as `_halve`'s dask level: the mean rounded half up,
-    (a + b + c + d + 2) // 4, which is what PIL's `reduce(2)` computes, in C.
-    The finer window is read and averaged in bands of rows (2 x 2 blocks
-    never straddle one), so halving a large window touches a few MB of
-    fresh memory at a time instead of the whole finer window at once.
+    The same pixels as `_halve`'s dask level (`halve_pixels`). The finer
+    window is read and averaged in bands of rows (2 x 2 blocks never
+    straddle one), so halving a large window touches a few MB of fresh
+    memory at a time instead of the whole finer window at once.
     """
-    from PIL import Image
-
     out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
     for top in range(y0, y1, _HALVE_BAND_ROWS):
         bottom = min(top + _HALVE_BAND_ROWS, y1)
         block = finer[2 * top : 2 * bottom, 2 * x0 : 2 * x1]
-        out[top - y0 : bottom - y0] = np.asarray(Image.fromarray(block).reduce(2))
+        halve_pixels(block, out[top - y0 : bottom - y0])
     return out
 
 

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 
 import tifffile
-from defusedxml import ElementTree as SafeET
 
 # A resolution tag can hold anything; image editors write 72 or 96 dpi by
 # default. Only values in the range of microscopes (0.05 to 20 um/px, that
@@ -125,6 +124,10 @@ def _ome_mpp(ome_xml: str | None) -> float | None:
 def _scn_magnification(scn_xml: str | None) -> float | None:
     if not scn_xml:
         return None
+    # Imported here: only Leica SCN needs an XML parser (Aperio's metadata is
+    # text), and it was a tenth of the imports of a slide's first open in napari.
+    from defusedxml import ElementTree as SafeET
+
     try:
         root = SafeET.fromstring(scn_xml)
     except Exception:  # malformed or hostile XML: the magnification is optional

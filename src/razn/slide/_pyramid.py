@@ -66,6 +66,7 @@ class Slide:
         tile_size: tuple[int, int] | None,
         compression: str | None,
         read_stored,
+        halved_reader=None,
         close=None,
     ):
         self.path = path
@@ -77,6 +78,8 @@ class Slide:
         self.tile_size = tile_size
         self.compression = compression
         self._read_stored = read_stored  # (level, y0, y1, x0, x1) -> ndarray
+        # (level) -> read_halved(y0, y1, x0, x1, cache) of that stored level, or None
+        self._halved_reader = halved_reader
         self._close = close
 
     # -- pyramid ---------------------------------------------------------
@@ -98,7 +101,11 @@ class Slide:
             if level.stored:
                 read = functools.partial(self._read_window, index)
             else:
-                read = DerivedLevelReader(views[-1], level.shape)
+                finer = self._levels[index - 1]
+                halved = None
+                if finer.stored and self._halved_reader is not None:
+                    halved = self._halved_reader(index - 1)
+                read = DerivedLevelReader(views[-1], level.shape, halved)
             views.append(LevelView(read, level.shape))
         return views
 

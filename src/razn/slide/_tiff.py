@@ -81,6 +81,7 @@ def _slide_from_tiff(path: Path, tif: tifffile.TiffFile) -> Slide:
         tile_size=tile,
         compression=_compression_name(page),
         read_stored=pixels.read,
+        halved_reader=pixels.halved_reader,
         close=pixels.close,
     )
 
@@ -137,6 +138,31 @@ class _TiffPixels:
                 self.path,
             ) from None
         return np.ascontiguousarray(pixels)
+
+    def halved_reader(self, index: int):
+        """`read_halved(y0, y1, x0, x1, cache)` for stored level `index`, or None.
+
+        The window of the level averaged 2 x 2, each tile halved as it is
+        decoded (`TiledLevelReader.read(halve=True)`): what the level
+        derived from this one reads. None where the direct reader does not
+        take the level, or its tiles have an odd side.
+        """
+        reader = self._direct.get(index)
+        if reader is None or not reader.halves_tiles:
+            return None
+
+        def read_halved(y0: int, y1: int, x0: int, x1: int, *, cache: bool) -> np.ndarray:
+            try:
+                pixels = reader.read(y0, y1, x0, x1, cache=cache, halve=True)
+            except Exception as error:
+                raise SlideError(
+                    f"cannot decode tiles of level {index} (corrupt or unsupported "
+                    f"compression?): {error}",
+                    self.path,
+                ) from None
+            return pixels if pixels.shape[2] == 3 else np.ascontiguousarray(pixels[..., :3])
+
+        return read_halved
 
     def _zarr_level(self, index: int):
         with self._zarr_lock:

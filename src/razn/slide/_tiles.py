@@ -14,7 +14,10 @@ again as the decoding itself). A window is read in three steps:
    colour spaces tifffile would pick, skipping tifffile's per-tile Python;
    every other codec goes through tifffile's `TiffPage.decode`. Both
    release the GIL;
-3. each tile copied into its place in the output.
+3. each tile copied into its place in the output, or, for the level
+   derived from this one (`read(..., halve=True)`), first averaged 2 x 2
+   by the thread that decoded it, so the full-size window is never put
+   together (napari's first frame of CMU: level 0 is 20 MB).
 
 Tiles decode into buffers carved from slabs and recycled once the cache
 drops them, so a long read faults in no fresh memory per tile: on this VM
@@ -43,6 +46,8 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from razn.slide._levels import halve_pixels
 
 #: The most decoded tiles kept per slide; OpenSlide keeps 32 MB by default.
 DEFAULT_CACHE_BYTES = 64 * 2**20
@@ -295,14 +300,41 @@ class TiledLevelReader:
         return np.full((self.tile_rows, self.tile_cols, self.samples), self._fill, np.uint8)
 
     # -- windows -----------------------------------------------------------
-    def read(self, y0: int, y1: int, x0: int, x1: int, *, cache: bool = True) -> np.ndarray:
+    @property
+    def halves_tiles(self) -> bool:
+        """Whether `read(..., halve=True)` works here: even tile sides."""
+        return self.tile_rows % 2 == 0 and self.tile_cols % 2 == 0
+
+    def read(
+        self, y0: int, y1: int, x0: int, x1: int, *, cache: bool = True, halve: bool = False
+    ) -> np.ndarray:
         """The window [y0:y1, x0:x1] of this level (inside it), decoded.
 
         `cache=False` neither consults nor fills the tile cache (chunk reads
         for dask and napari, which cache whole chunks themselves).
+        `halve=True` returns the window averaged 2 x 2 (`halve_pixels`; y0
+        and x0 even, an odd last row or column left out, `halves_tiles`
+        true): each tile is halved by the thread that decoded it, and the
+        full-size window is never put together.
         """
-        out = np.empty((y1 - y0, x1 - x0, self.samples), np.uint8)
         th, tw, grid_cols, level = self.tile_rows, self.tile_cols, self._grid_cols, self._level
+        if halve:
+            if y0 % 2 or x0 % 2 or not self.halves_tiles:
+                raise ValueError("a halved read needs an even origin and even tile sides")
+            y1, x1 = y0 + (y1 - y0) // 2 * 2, x0 + (x1 - x0) // 2 * 2
+            # The output and the tiles in its coordinates: everything halved.
+            oy0, oy1, ox0, ox1, oth, otw = y0 // 2, y1 // 2, x0 // 2, x1 // 2, th // 2, tw // 2
+        else:
+            oy0, oy1, ox0, ox1, oth, otw = y0, y1, x0, x1, th, tw
+        out = np.empty((oy1 - oy0, ox1 - ox0, self.samples), np.uint8)
+        if oy1 <= oy0 or ox1 <= ox0:
+            return out
+
+        def place(tile: np.ndarray, row: int, col: int) -> None:
+            if halve:
+                tile = halve_pixels(tile)
+            _place(out, tile, row * oth, col * otw, oy0, oy1, ox0, ox1)
+
         todo = []  # (index, row, col) of tiles to decode
         for row in range(y0 // th, (y1 - 1) // th + 1):
             for col in range(x0 // tw, (x1 - 1) // tw + 1):
@@ -311,7 +343,7 @@ class TiledLevelReader:
                 if tile is None:
                     todo.append((index, row, col))
                 else:
-                    _place(out, tile, row * th, col * tw, y0, y1, x0, x1)
+                    place(tile, row, col)
         if not todo:
             return out
         data = self._tile_bytes([index for index, _, _ in todo])
@@ -323,7 +355,7 @@ class TiledLevelReader:
             for index, row, col in queue:
                 encoded = data.get(index)
                 tile = self._blank() if encoded is None else self._decode(index, encoded)
-                _place(out, tile, row * th, col * tw, y0, y1, x0, x1)
+                place(tile, row, col)
                 if cache:
                     self._cache.put((level, index), tile)
                 else:
