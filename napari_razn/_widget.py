@@ -22,8 +22,6 @@ panel that was never docked), or when the application quits.
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container
@@ -34,6 +32,7 @@ from napari_razn._improve import ExportPanel
 from napari_razn._models import thaw
 from napari_razn._review_panel import ReviewPanel
 from napari_razn._segment_panel import SegmentationPanel
+from napari_razn._session_files import load_session, save_on_close, session_path_for, write_session
 from napari_razn._slide_panel import SlidePanel, slide_path
 from napari_razn._workers import Workers
 
@@ -42,9 +41,6 @@ if TYPE_CHECKING:
 
 #: Longest time a change (a result, a correction) waits before it is saved (s).
 AUTOSAVE_INTERVAL_S = 2.0
-
-# Saves of the same session never interleave (a worker's and the final one).
-_save_lock = threading.Lock()
 
 
 class RaznWidget(Container):
@@ -63,6 +59,7 @@ class RaznWidget(Container):
         self._shown_path = None  # the slide the panel shows
         self.autosave = SaveThrottle(AUTOSAVE_INTERVAL_S)
         self._save_worker = None
+        self._save_job = None  # (snapshot, path) of the last autosave handed to a worker
         self._save_timer = self.single_shot(0, self.save_session)
         # The Slide sub-panel now; the others one per event-loop turn after
         # (`_build_next`): building the panel's 38 controls in one go was the
@@ -278,11 +275,11 @@ class RaznWidget(Container):
     def _restore_session(self) -> None:
         """Reopen this slide's saved session, if there is one, in a worker."""
         facts = self.slide_layer.metadata["razn_slide"]
-        path = _session_path_for(facts["path"])
+        path = session_path_for(facts["path"])
         if not path.exists():  # a store is a folder
             return
         self.workers.start(
-            _load_session, path,
+            load_session, path,
             returned=lambda session, p=facts["path"]: self._session_restored(p, session),
             errored=lambda error: self.notify(f"could not restore the saved session: {error}"),
         )  # fmt: skip
@@ -325,10 +322,11 @@ class RaznWidget(Container):
         if self._save_worker is not None:  # one save at a time: try again after it
             self._save_timer.start(200)
             return
-        snapshot, path = self.session.copy(), _session_path_for(self.session.slide_path)
+        snapshot, path = self.session.copy(), session_path_for(self.session.slide_path)
+        self._save_job = (snapshot, path)
         self.autosave.saved()
         self._save_worker = self.workers.start(
-            _save, snapshot, path,
+            write_session, snapshot, path,
             errored=lambda error: self.notify(f"could not save the session: {error}"),
             finished=lambda: setattr(self, "_save_worker", None),
         )  # fmt: skip
@@ -336,7 +334,7 @@ class RaznWidget(Container):
     def _save_now(self) -> None:
         """Save on this thread (the panel is leaving this session)."""
         try:
-            _save(self.session.copy(), _session_path_for(self.session.slide_path))
+            write_session(self.session.copy(), session_path_for(self.session.slide_path))
             self.autosave.saved()
         except Exception as error:
             self.notify(f"could not save the session: {error}")
@@ -362,15 +360,21 @@ class RaznWidget(Container):
         if export is not None:
             export.stop()
         self.controller.close()
+        save_worker, save_job = self._save_worker, self._save_job
         self.workers.shutdown()
+        if save_worker is not None and save_worker in self.workers.never_ran:
+            # An autosave asked for in this turn never began (`Workers.shutdown`);
+            # its session may be gone from the panel already (the slide layer
+            # went with the viewer): write its snapshot here, before any newer one.
+            save_on_close(*save_job)
         with contextlib.suppress(ValueError, RuntimeError):  # the viewer may be gone
             self.viewer.mouse_move_callbacks.remove(self._hover)
-        if session is not None and self.autosave.dirty:
-            try:
-                _save(session.copy(), _session_path_for(session.slide_path))
-                self.autosave.saved()
-            except Exception:  # the window is going: leave a trace, not a pop-up
-                logging.getLogger(__name__).exception("could not save the session on close")
+        if (
+            session is not None
+            and self.autosave.dirty
+            and save_on_close(session.copy(), session_path_for(session.slide_path))
+        ):
+            self.autosave.saved()
 
     # -- what tests, benchmarks and scripts drive -----------------------------------
     def segment_view(self, _value=None) -> None:
@@ -416,23 +420,6 @@ class RaznWidget(Container):
     @property
     def zoomed_layer(self):
         return self.review.zoomed_layer
-
-
-def _load_session(path):
-    from razn.session import SegmentationSession
-
-    return SegmentationSession.load(path)
-
-
-def _save(session, path) -> None:
-    with _save_lock:
-        session.save(path)
-
-
-def _session_path_for(slide: str):
-    from razn.session import default_session_path
-
-    return default_session_path(slide)
 
 
 def _unwrap(obj):

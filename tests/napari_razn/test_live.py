@@ -44,3 +44,25 @@ def test_queued_results_keep_their_run(qtbot):
     qtbot.waitUntil(lambda: len(applied) == 2, timeout=5000)
     assert applied == [("old", "a finished tile"), ("new", "its tile")]
     assert runner.finished == 1  # only the current run's result counts in its progress
+
+
+def test_a_worker_whose_start_is_still_queued_is_dropped_by_shutdown_not_waited_for(qtbot):
+    """superqt hands a started worker to Qt's pool one timer tick later, on the GUI thread.
+
+    `shutdown` blocks that thread: waiting for such a worker hung the close
+    for the whole timeout, and the worker then ran after the panel was gone.
+    """
+    workers = Workers()
+    ran = []
+    worker = workers.start(ran.append, 1)
+    begun = time.monotonic()
+    assert workers.shutdown(timeout_s=10)
+    assert time.monotonic() - begun < 5  # not the timeout
+    assert worker in workers.never_ran
+    qtbot.wait(200)  # its tick comes: it does nothing
+    assert ran == []
+    # One that began is waited for, and its work is done.
+    workers = Workers()
+    worker = workers.start(ran.append, 2)
+    qtbot.waitUntil(lambda: ran == [2], timeout=5000)
+    assert workers.shutdown(timeout_s=10) and worker not in workers.never_ran

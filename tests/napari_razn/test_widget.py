@@ -133,3 +133,35 @@ def test_the_model_and_threshold_that_made_the_labels_come_back(
     assert widget2.threshold.value == pytest.approx(0.35)
     assert widget2.made_by_label.value == f"{small_checkpoint}, threshold 0.35"
     assert not widget2.model_note.visible  # the demo's warning is for the demo only
+
+
+def test_an_autosave_started_just_before_closing_is_not_lost(
+    make_napari_viewer, qtbot, small_slide, small_checkpoint
+):
+    """The autosave's worker is queued for the next timer tick; closing in the same turn
+    must still leave the latest labels on disk (it was lost: CI, once in a few runs)."""
+    viewer = make_napari_viewer()
+    viewer.open(str(small_slide), plugin="napari-razn")
+    widget = RaznWidget(viewer)
+    widget.model_input.value = str(small_checkpoint)
+    widget.device_picker.value = "cpu"
+    widget.segment_slide()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
+    qtbot.waitUntil(
+        lambda: widget._save_worker is None and not widget.autosave.dirty, timeout=10000
+    )
+    session = widget.session
+    session.labels[:8, :8] = 3  # a last change, then its autosave and the close, in one turn
+    widget.autosave.changed()
+    widget.save_session()
+    assert widget._save_worker is not None
+    viewer.close()
+    qtbot.waitUntil(lambda: widget.controller.closed, timeout=10000)
+    assert not widget.autosave.dirty
+    from razn.session import SegmentationSession, default_session_path
+
+    saved = SegmentationSession.load(default_session_path(session.slide_path))
+    assert (saved.labels[:8, :8] == 3).all()
+    qtbot.wait(200)  # the dropped worker's tick: it writes nothing older over it
+    saved = SegmentationSession.load(default_session_path(session.slide_path))
+    assert (saved.labels[:8, :8] == 3).all()
