@@ -34,6 +34,16 @@ def test_panel_sets_a_missing_mpp(make_napari_viewer, qtbot, tcga_svs):
     qtbot.waitUntil(lambda: widget.tissue_label.value.endswith("of the slide"), timeout=20000)
 
 
+def undocked_panel(make_napari_viewer, slide, checkpoint):
+    """A script's panel: made on a viewer with the slide open, never docked, on the CPU."""
+    viewer = make_napari_viewer()
+    viewer.open(str(slide), plugin="napari-razn")
+    widget = RaznWidget(viewer)
+    widget.model_input.value = str(checkpoint)
+    widget.device_picker.value = "cpu"
+    return viewer, widget
+
+
 def test_a_panel_never_docked_is_torn_down_with_its_viewer(
     make_napari_viewer, qtbot, small_slide, small_checkpoint
 ):
@@ -42,11 +52,7 @@ def test_a_panel_never_docked_is_torn_down_with_its_viewer(
     Its run stops and is awaited, its session is saved, and nothing it
     owns runs afterwards.
     """
-    viewer = make_napari_viewer()
-    viewer.open(str(small_slide), plugin="napari-razn")
-    widget = RaznWidget(viewer)
-    widget.model_input.value = str(small_checkpoint)
-    widget.device_picker.value = "cpu"
+    viewer, widget = undocked_panel(make_napari_viewer, small_slide, small_checkpoint)
     widget.segment_slide()
     qtbot.waitUntil(lambda: widget.runner.finished >= 1, timeout=60000)
     session = widget.session
@@ -140,11 +146,7 @@ def test_an_autosave_started_just_before_closing_is_not_lost(
 ):
     """The autosave's worker is queued for the next timer tick; closing in the same turn
     must still leave the latest labels on disk (it was lost: CI, once in a few runs)."""
-    viewer = make_napari_viewer()
-    viewer.open(str(small_slide), plugin="napari-razn")
-    widget = RaznWidget(viewer)
-    widget.model_input.value = str(small_checkpoint)
-    widget.device_picker.value = "cpu"
+    viewer, widget = undocked_panel(make_napari_viewer, small_slide, small_checkpoint)
     widget.segment_slide()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=60000)
     qtbot.waitUntil(

@@ -132,12 +132,14 @@ class _TiffPixels:
         except SlideError:
             raise
         except Exception as error:
-            raise SlideError(
-                f"cannot decode tiles of level {index} (corrupt or unsupported "
-                f"compression?): {error}",
-                self.path,
-            ) from None
+            raise self._undecodable(index, error) from None
         return np.ascontiguousarray(pixels)
+
+    def _undecodable(self, index: int, error: Exception) -> SlideError:
+        return SlideError(
+            f"cannot decode tiles of level {index} (corrupt or unsupported compression?): {error}",
+            self.path,
+        )
 
     def halved_reader(self, index: int):
         """`read_halved(y0, y1, x0, x1, cache)` for stored level `index`, or None.
@@ -155,11 +157,7 @@ class _TiffPixels:
             try:
                 pixels = reader.read(y0, y1, x0, x1, cache=cache, halve=True)
             except Exception as error:
-                raise SlideError(
-                    f"cannot decode tiles of level {index} (corrupt or unsupported "
-                    f"compression?): {error}",
-                    self.path,
-                ) from None
+                raise self._undecodable(index, error) from None
             return pixels if pixels.shape[2] == 3 else np.ascontiguousarray(pixels[..., :3])
 
         return read_halved
