@@ -164,7 +164,7 @@ class SegmentationPanel:
         region = view_region(shell.slide_layer, shell.viewer)
         if region is None:
             return
-        self._start(slide, model, shell.session.tiles_for_view(region, margin=0.5))
+        self._start(slide, model, shell.session.tiles_for_view(region, margin=0.5), "view")
 
     def segment_slide(self, _value=None) -> None:
         ready = self._prepare()
@@ -172,11 +172,11 @@ class SegmentationPanel:
             return
         slide, model = ready
         h, w = slide.shape
-        self._start(slide, model, self.shell.session.tiles_for_view((0, 0, w, h)))
+        self._start(slide, model, self.shell.session.tiles_for_view((0, 0, w, h)), "slide")
 
-    def _start(self, slide, model, tiles) -> None:
+    def _start(self, slide, model, tiles, what: str) -> None:
         c, shell = self.controls, self.shell
-        c.progress_label.value = f"0 / {len(tiles)} tiles" if tiles else "view done"
+        c.progress_label.value = f"0 / {len(tiles)} tiles" if tiles else f"{what} done"
         c.progress_bar.max, c.progress_bar.value = max(len(tiles), 1), 0
         self.show_made_by()
         pending = shell.review.ensure_layers()  # the classes layer, if not there yet
