@@ -3,7 +3,8 @@
 A store (`razn.inference.store`, written by `razn segment` or the panel)
 names its slide. The reader opens that slide (the path as recorded, then
 relative to the store's folder, then the same file name beside the
-store) with the slide reader's own layer, and adds the store's results
+store, then it asks in a file dialog; a slide of another size than the
+store's is refused) with the slide reader's own layer, and adds the store's results
 as layers in microns: the classes (Labels, level 0 of the NGFF label
 image), the zoom heatmap and the zoomed tiles (hidden). It also tells
 `razn.session` that this slide's session lives in the store, so the RAZN
@@ -34,6 +35,7 @@ def get_reader(path):
 def read_store(path):
     from razn.errors import RaznError
     from razn.session import SegmentationSession, use_store
+    from razn.session_store import find_slide
     from razn.slide import open_slide
 
     if isinstance(path, list):
@@ -41,8 +43,14 @@ def read_store(path):
     store = Path(str(path).rstrip("/\\"))
     try:
         session = SegmentationSession.load(store)
-        slide_path = find_slide(store, session.slide_path)
+        try:
+            slide_path = find_slide(store, session.slide_path)
+        except RaznError:
+            slide_path = ask_for_slide(store, session.slide_path)
+            if slide_path is None:
+                raise
         slide = open_slide(slide_path, mpp=session.mpp)
+        check_same_slide(slide, session.grid.slide_shape, store)
     except RaznError as error:
         raise ValueError(str(error)) from None
     from napari_razn._reader import slide_layer_data
@@ -52,20 +60,56 @@ def read_store(path):
     return [slide_layer_data(slide), *result_layers(session, store)]
 
 
-def find_slide(store: Path, recorded: str) -> Path:
-    """The slide a store names: as recorded, relative to the store, or beside it."""
+def ask_for_slide(store: Path, recorded: str) -> Path | None:
+    """The slide the user picks in a file dialog, or None (cancelled, or no window).
+
+    A slide moved since the store was written (a results folder copied from
+    the cluster, a share mounted elsewhere) is found by the user, as
+    QuPath asks for a project's moved images. Without a napari window on a
+    display (a script, a headless viewer) nobody could answer, so nothing
+    is asked.
+    """
+    import napari
+    from qtpy.QtWidgets import QApplication, QFileDialog
+
+    from razn.slide import SLIDE_SUFFIXES
+
+    app = QApplication.instance()
+    if (
+        app is None
+        or app.platformName() in ("offscreen", "minimal")
+        or napari.current_viewer() is None
+    ):
+        return None
+    name = Path(recorded).name
+    patterns = " ".join(f"*{suffix}" for suffix in SLIDE_SUFFIXES)
+    dialog = QFileDialog(
+        app.activeWindow(),
+        f"Where is {name}, the slide of {store.name}?",
+        str(store.parent),
+        f"Slides ({patterns});;All files (*)",
+    )
+    dialog.setObjectName("razn-find-slide")
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    # Qt's own dialog, not the desktop's: the same on every platform, and
+    # one a test can answer.
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    if not dialog.exec() or not dialog.selectedFiles():
+        return None
+    return Path(dialog.selectedFiles()[0]).resolve()
+
+
+def check_same_slide(slide, slide_shape, store: Path) -> None:
+    """Refuse a slide whose size is not the one the store was made on."""
     from razn.errors import RaznError
 
-    recorded_path = Path(recorded)
-    candidates = [recorded_path, store.parent / recorded_path, store.parent / recorded_path.name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    raise RaznError(
-        f"its slide {recorded} was not found, nor {recorded_path.name} beside the store; "
-        "put the slide there (or open the slide, then this store's session follows)",
-        store,
-    )
+    if tuple(slide.shape) != tuple(slide_shape):
+        (h, w), (sh, sw) = slide.shape, slide_shape
+        raise RaznError(
+            f"{slide.path.name} is {w} x {h} px, but the store was made on a {sw} x {sh} px "
+            "slide; open the store with its own slide",
+            store,
+        )
 
 
 def result_layers(session, store: Path) -> list[tuple]:

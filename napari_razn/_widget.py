@@ -294,6 +294,9 @@ class RaznWidget(Container):
             # The labels shown are that model's at that threshold: say so, and
             # start from them, so segmenting on reuses the tiles done.
             self.segmentation.show_model(made_by["model"], session.settings.get("threshold"))
+        # The slide shown, wherever the store recorded it (a store copied from
+        # a cluster names the cluster's path): saves follow the slide shown.
+        session.slide_path = slide
         self.session = session
         if session.done.any():
             self.review.ensure_layers()  # something to show

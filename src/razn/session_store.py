@@ -28,6 +28,34 @@ def is_writable_folder(folder: Path) -> bool:
     return True
 
 
+def find_slide(store: Path, recorded: str) -> Path:
+    """The slide a store names: as recorded, relative to the store's folder, or beside it.
+
+    Raises a RaznError naming the store and what to do when it is in none of them.
+    """
+    recorded_path = Path(recorded)
+    for candidate in (
+        recorded_path,
+        store.parent / recorded_path,
+        store.parent / recorded_path.name,
+    ):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise RaznError(
+        f"its slide {recorded} was not found, nor {Path(recorded).name} beside the store; "
+        "put the slide there (or open the slide, then this store's session follows)",
+        store,
+    )
+
+
+def _leads_to(store: Path, recorded: str, slide: str) -> bool:
+    """Whether the recorded slide path still finds this slide from the store."""
+    try:
+        return find_slide(store, recorded) == Path(slide).resolve()
+    except RaznError:
+        return False
+
+
 def session_settings(session) -> dict:
     """The `razn/` attributes of a store saved from a session."""
     from razn import __version__
@@ -65,8 +93,11 @@ def save_session(session, path: Path) -> None:
     settings = session_settings(session)
     old = _previous_settings(path)
     if old:  # keep what the CLI recorded about the model and the slide
-        for key in ("mpp_source", "slide"):
-            settings[key] = old.get(key, settings[key])
+        settings["mpp_source"] = old.get("mpp_source", settings["mpp_source"])
+        # The recorded path (often relative, or the cluster's) stays while it
+        # still finds this slide; a slide the user had to point to is recorded anew.
+        if old.get("slide") and _leads_to(path, old["slide"], session.slide_path):
+            settings["slide"] = old["slide"]
         if (old.get("model") or {}).get("sha256") == settings["model"]["sha256"]:
             settings["model"] = old["model"]
 

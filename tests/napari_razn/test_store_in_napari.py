@@ -68,24 +68,108 @@ def test_a_cluster_store_opens_is_corrected_and_trains(
     assert (out / "model.safetensors").is_file()
 
 
-def test_a_store_whose_slide_is_gone_is_one_clear_message(tmp_path, small_slide, small_checkpoint):
+@pytest.fixture
+def moved_store(tmp_path, small_slide, small_checkpoint):
+    """A store in results/ whose slide has since moved to elsewhere/."""
     import shutil
 
-    from napari_razn._store_reader import get_reader
     from razn.inference.job import segment_slide
     from razn.models import load_model
 
-    slide = tmp_path / "gone.ome.tif"
+    slide = tmp_path / "moved.ome.tif"
     shutil.copy(small_slide, slide)
     out = tmp_path / "results"
     out.mkdir()
     segment_slide(slide, load_model(small_checkpoint), out, device="cpu")
-    slide.unlink()
-    reader = get_reader(str(out / "gone.razn.zarr"))
+    (tmp_path / "elsewhere").mkdir()
+    return out / "moved.razn.zarr", slide.rename(tmp_path / "elsewhere" / slide.name)
+
+
+def answer_the_slide_dialog(qtbot, typed: str | None):
+    """Type a path into the file dialog the reader opens and press Enter (None: Escape)."""
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QApplication, QLineEdit
+
+    seen = []
+
+    def answer():
+        shown = [w for w in QApplication.topLevelWidgets()
+                 if w.objectName() == "razn-find-slide" and w.isVisible()]  # fmt: skip
+        if not shown:
+            QTimer.singleShot(50, answer)
+            return
+        dialog = shown[0]
+        seen.append(dialog.windowTitle())
+        if typed is None:
+            qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+            return
+        edit = dialog.findChild(QLineEdit, "fileNameEdit")
+        # setText, not typed keys: the path completer's pop-up would take the Enter.
+        edit.setText(typed)
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+
+    QTimer.singleShot(50, answer)
+    return seen
+
+
+def test_a_moved_slide_is_asked_for_and_found(make_napari_viewer, qtbot, moved_store):
+    import zarr
+
+    store, slide = moved_store
+    viewer = make_napari_viewer(show=True)
+    seen = answer_the_slide_dialog(qtbot, str(slide))
+    viewer.open(str(store), plugin="napari-razn")
+    assert seen == ["Where is moved.ome.tif, the slide of moved.razn.zarr?"]
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["moved.ome.tif", CLASSES_LAYER, ZOOM_LAYER, ZOOMED_LAYER]
+    meta = viewer.layers[CLASSES_LAYER].metadata["razn_labels"]
+    assert meta["slide"] == str(slide.resolve())
+    # The panel takes the session over and saves it into the store it came
+    # from, recording where the slide is now: the next open asks nothing.
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-razn", "RAZN")
+    widget.device_picker.value = "cpu"
+    qtbot.waitUntil(lambda: widget.classes_layer is not None, timeout=60000)
+    widget._save_now()
+    group = zarr.open_group(str(store), mode="r")
+    assert group["razn"].attrs["slide"] == str(slide.resolve())
+    viewer.layers.clear()
+    viewer.open(str(store), plugin="napari-razn")
+    assert len(seen) == 1 and len(viewer.layers) == 4
+
+
+def test_a_moved_slide_not_given_is_one_clear_message(make_napari_viewer, qtbot, moved_store):
+    store, _slide = moved_store
+    viewer = make_napari_viewer(show=True)
+    seen = answer_the_slide_dialog(qtbot, None)
     with pytest.raises(
-        ValueError, match=r"gone\.razn\.zarr.*its slide .*gone\.ome\.tif was not found"
+        ValueError, match=r"moved\.razn\.zarr.*its slide .*moved\.ome\.tif was not found"
     ):
-        reader(str(out / "gone.razn.zarr"))
+        viewer.open(str(store), plugin="napari-razn")
+    assert len(seen) == 1 and not [layer.name for layer in viewer.layers]
+
+
+def test_a_slide_of_another_size_is_refused(make_napari_viewer, qtbot, moved_store, tmp_path):
+    from tests.razn.slide_files import tissue_image, write_ome_pyramid
+
+    store, _slide = moved_store
+    other = tmp_path / "other.ome.tif"
+    write_ome_pyramid(other, tissue_image(1024, 1024, seed=1), mpp=0.25)
+    viewer = make_napari_viewer(show=True)
+    answer_the_slide_dialog(qtbot, str(other))
+    with pytest.raises(
+        ValueError,
+        match=r"other\.ome\.tif is 1024 x 1024 px, but the store was made on a "
+        r"2048 x 1536 px slide",
+    ):
+        viewer.open(str(store), plugin="napari-razn")
+
+
+def test_without_a_viewer_nothing_is_asked(moved_store):
+    from napari_razn._store_reader import get_reader
+
+    store, _slide = moved_store
+    with pytest.raises(ValueError, match=r"its slide .*moved\.ome\.tif was not found"):
+        get_reader(str(store))(str(store))
 
 
 def test_the_panel_and_the_cli_make_the_same_store(

@@ -157,3 +157,26 @@ def test_an_old_npz_session_still_opens_and_becomes_a_store(tmp_path, monkeypatc
     assert store.name.endswith(".razn.zarr") and store.is_dir() and not legacy.exists()
     assert default_session_path("/data/a.svs") == store
     assert zipfile.is_zipfile  # the npz reader stays for files others kept
+
+
+def test_a_store_keeps_a_recorded_slide_path_only_while_it_finds_the_slide(tmp_path):
+    from razn.session_store import find_slide
+
+    results, slides = tmp_path / "results", tmp_path / "slides"
+    results.mkdir(), slides.mkdir()
+    (results / "slide.svs").write_bytes(b"")  # beside the store
+    store = results / "slide.razn.zarr"
+    # As a cluster recorded it: a path that is not there, the slide beside the store.
+    SegmentationSession("/cluster/scans/slide.svs", GRID, 0.25).save(store)
+    shown = SegmentationSession.load(store)
+    assert find_slide(store, shown.slide_path) == (results / "slide.svs").resolve()
+    shown.slide_path = str((results / "slide.svs").resolve())
+    shown.save(store)
+    assert SegmentationSession.load(store).slide_path == "/cluster/scans/slide.svs"
+    # The slide moved and the user pointed to it: the store records the new place.
+    (results / "slide.svs").rename(slides / "slide.svs")
+    with pytest.raises(RaznError, match=r"slide\.razn\.zarr: its slide /cluster/scans/slide\.svs"):
+        find_slide(store, "/cluster/scans/slide.svs")
+    shown.slide_path = str((slides / "slide.svs").resolve())
+    shown.save(store)
+    assert SegmentationSession.load(store).slide_path == str((slides / "slide.svs").resolve())
