@@ -75,41 +75,24 @@ def _load_model(reference: str):
     return load_model(reference)
 
 
-# Whether the objects of torch's import (and all others then) are frozen (`import_torch`).
-_frozen = False
-
-
 def import_torch() -> None:
     """Import torch and the engine once, without a full garbage collection after.
 
     The import makes a few hundred thousand Python objects, and Python's
-    allocation counts then set off a full collection, which walks every
-    object of the process (napari's included) with the interpreter held,
-    whichever thread allocated: 0.2-1.3 s of stall on the GUI thread. So
-    the collector is paused during the import, and everything alive then is
-    frozen (`gc.freeze`: left out of later collections, as the CPython
-    docs advise for objects made at start-up and kept), torch's objects and
-    napari's alike. Nothing is lost that reference counting frees; only
-    cycles among frozen objects wait, until `thaw`, which the panel calls
-    before any layer is removed, where napari runs a full collection of
-    its own anyway.
+    allocation counts then set off a full collection of napari's heap and
+    torch's (0.2-1.3 s of stall on the GUI thread, whichever thread
+    allocated), so it runs with the collector paused, and what is alive
+    after is frozen (`_collector.collections_paused`).
     """
-    import gc
     import sys
 
-    global _frozen
+    from napari_razn._collector import collections_paused
+
     with _torch_lock:  # a second caller waits for the first's import to end
         if "torch" in sys.modules:
             return
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collections_paused():
             _import_engine()
-        finally:
-            gc.freeze()
-            _frozen = True
-            if enabled:
-                gc.enable()
 
 
 def _import_engine() -> None:
@@ -119,21 +102,6 @@ def _import_engine() -> None:
     import razn.devices  # noqa: F401  (what the run imports next)
     import razn.inference.engine  # noqa: F401
     import razn.models.checkpoint  # noqa: F401
-
-
-def thaw(_event=None) -> None:
-    """Undo `import_torch`'s freeze: a napari layer is about to be removed.
-
-    napari runs a full collection after each removal (its canvas does), so
-    the frozen objects are then collected with everything else, at
-    napari's own cost, and a removed layer's cycles are never kept.
-    """
-    import gc
-
-    global _frozen
-    if _frozen:
-        _frozen = False
-        gc.unfreeze()
 
 
 def preload_torch() -> None:

@@ -127,7 +127,11 @@ def make_synthetic_slide_sample():
 
 
 def _sample_layers():
-    with contextlib.suppress(Exception):
+    from napari_razn._collector import collections_paused
+
+    # With the collector paused, then frozen: a full collection these imports
+    # set off stalled the window 70-100 ms, twice, while the sample opened.
+    with contextlib.suppress(Exception), collections_paused():
         # One-off work napari does on the GUI thread when these layers are
         # added (found by profiling it and diffing sys.modules around it),
         # done here instead: pint's unit registry (1-2 s) for the first

@@ -41,7 +41,8 @@ def test_the_first_run_imports_torch_without_a_full_collection_and_a_removal_tha
 ):
     """In a fresh process, as a user's napari: the first run's worker imports torch.
 
-    Python's collector is paused for the import and what is alive then is
+    Docking freezes what napari has made by then (a full collection of it
+    stalled the window 70-135 ms). Python's collector is paused for the import and what is alive then is
     frozen, so a full collection after it walks a fraction of the heap, not
     napari's and torch's objects (which held the GUI thread 0.2-1.3 s); the
     collector is on again after. Removing a layer thaws it
@@ -62,7 +63,9 @@ def wait(busy):
     while busy() and time.monotonic() < end:
         app.processEvents(); time.sleep(0.01)
 wait(lambda: widget.warming or widget.session is None)
-print("before", "torch" in sys.modules, gc.get_freeze_count() == 0, flush=True)
+# Docking froze napari's heap: a full collection walks what came after.
+print("before", "torch" in sys.modules, gc.get_freeze_count() > 3 * len(gc.get_objects()),
+      flush=True)
 widget.segment_slide()
 wait(lambda: widget.runner.running or widget.device_label.value.startswith("probed"))
 frozen, walked = gc.get_freeze_count(), len(gc.get_objects())  # what a full collection walks
