@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import Container
 from qtpy.QtCore import QTimer
 
+from napari_razn._collector import freeze_heap, thaw
 from napari_razn._controller import PanelController, SaveThrottle
 from napari_razn._improve import ExportPanel
-from napari_razn._collector import freeze_heap, thaw
 from napari_razn._review_panel import ReviewPanel
 from napari_razn._segment_panel import SegmentationPanel
 from napari_razn._session_files import load_session, save_on_close, session_path_for, write_session
