@@ -41,7 +41,7 @@ env: $(VENV)/.installed
 demo: env
 	@mkdir -p "$(OUT)"
 	@if [ ! -f "$(SAMPLE)" ]; then \
-		$(BIN)/razn synth "$(SAMPLE)" --size 3072x2304 --seed 4 --mpp 0.5; \
+		$(BIN)/razn synth "$(SAMPLE)" --size 3072x2304 --seed 4 --mpp 0.5 --invasive desmoplastic; \
 	fi
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -z "$$CI" ]; then \
 		$(BIN)/python -m napari_razn.demo "$(SAMPLE)"; \

@@ -43,7 +43,8 @@ def make_slide(
     path = workdir / f"{name}.tif"
     if not path.exists():
         kwargs = {} if tissue is None else {"tissue_fraction": tissue}
-        generate_slide(path, size, size, seed=seed, **kwargs)
+        # desmoplastic: the demo model's training pattern (and its recorded figures')
+        generate_slide(path, size, size, seed=seed, invasive="desmoplastic", **kwargs)
     return path
 
 

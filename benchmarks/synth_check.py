@@ -54,8 +54,10 @@ def make_slides(cache: Path) -> dict[int, tuple[dict, np.ndarray]]:
         path = cache / f"synth-{seed}.tif"
         if not path.exists():
             t = time.time()
+            # desmoplastic: the pattern its recorded figures were made on
             generate_slide(path, SIZE, SIZE, seed=seed, tissue_fraction=0.65,
-                           label_downsample=LABEL_DS, workers=2)  # fmt: skip
+                           label_downsample=LABEL_DS, workers=2,
+                           invasive="desmoplastic")  # fmt: skip
             print(f"generated seed {seed} in {time.time() - t:.1f} s", flush=True)
         levels = {name: tifffile.imread(path, level=lv) for name, (lv, _, _) in SCALES.items()}
         labels = read_label_grid(path.with_name(f"synth-{seed}.labels.tif")).labels

@@ -44,7 +44,7 @@ def main():
 
     result = generate_slide(
         folder / "large.tif", args.size, args.size, seed=1, workers=args.workers,
-        on_progress=progress,
+        on_progress=progress, invasive="desmoplastic",  # the recorded figures' pattern
     )  # fmt: skip
     seconds = time.time() - t0
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -61,13 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--invasive",
-        default="desmoplastic",
-        metavar="desmoplastic|scattered|spill",
-        help="invasive carcinoma as crowded nests in pale stroma that fills the annotated "
-        "outline (default); as small nests ~100 um apart in normal-looking stroma and fat "
-        "(a 64 um patch of the lesion often shows no tumour, a 128 um field nearly always "
-        "does); or as crowded nests whose pale stromal reaction is patchy and spills past "
-        "the outline",
+        default="spill",
+        metavar="spill|desmoplastic|scattered",
+        help="invasive carcinoma as crowded nests whose pale stromal reaction is patchy and "
+        "spills past the annotated outline (default); as crowded nests in pale stroma that "
+        "fills the outline exactly (the stroma's colour then traces the label; the demo "
+        "model and the built-in sample use it); or as small nests ~100 um apart in "
+        "normal-looking stroma and fat (a 64 um patch of the lesion often shows no tumour, "
+        "a 128 um field nearly always does)",
     )
     parser.add_argument(
         "--label-noise",

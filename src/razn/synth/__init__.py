@@ -70,7 +70,7 @@ def generate_slide(
     mpp: float = 0.25,
     tissue_fraction: float = 0.55,
     lesion_fraction: float = 0.4,
-    invasive: str = "desmoplastic",
+    invasive: str = "spill",
     label_noise: float = 0.0,
     label_downsample: int | None = None,
     level_factor: int = 2,
@@ -99,13 +99,16 @@ def generate_slide(
         equally by benign, in situ and invasive; the rest is normal. Real
         biopsies vary; the default is lesion-rich, so small slides test
         every class.
-    invasive : {"desmoplastic", "scattered", "spill"}
-        How invasive carcinoma grows: crowded nests in pale reactive stroma
-        that fills the annotated outline (plain at any magnification); small
-        nests about 100 um apart in stroma and fat that look normal (a 64 um
-        patch of the lesion often shows no tumour; a 128 um field nearly
-        always does); or crowded nests whose stromal reaction is patchy and
-        reaches past the outline (the stroma no longer traces the label).
+    invasive : {"spill", "desmoplastic", "scattered"}
+        How invasive carcinoma grows: crowded nests whose stromal reaction
+        is patchy and reaches past the outline (the default: the stroma no
+        longer traces the label); crowded nests in pale reactive stroma
+        that fills the annotated outline exactly (plain at any
+        magnification, and its colour alone gives the label away; the
+        built-in sample, the demo model and Table 1's quick profile use
+        it); or small nests about 100 um apart in stroma and fat that look
+        normal (a 64 um patch of the lesion often shows no tumour; a 128 um
+        field nearly always does).
     label_noise : float
         Amplitude in level-0 pixels of a smooth random displacement of the
         ground-truth region boundaries (the image is unaffected).

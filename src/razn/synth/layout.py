@@ -17,11 +17,12 @@ The design choices that make the RAZN question real live here:
 * normal tissue is stroma, fat and sparse open ducts and lobules.
 
 `SlideSpec.invasive` picks one of three invasive patterns. "desmoplastic"
-(the default) is the above: crowded nests in pale reactive stroma, plain
-at any magnification. Its reactive stroma fills the annotated outline
-exactly, so the stroma's colour alone gives the label away. "spill" keeps
-the crowded nests but lets the stromal reaction follow the tumour as it
-does on glass: patchy inside the outline (about half of the lesion's
+is the above: crowded nests in pale reactive stroma, plain at any
+magnification. Its reactive stroma fills the annotated outline exactly,
+so the stroma's colour alone gives the label away (the built-in sample
+and the demo model's training slides use it). "spill", the default,
+keeps the crowded nests but lets the stromal reaction follow the tumour
+as it does on glass: patchy inside the outline (about half of the lesion's
 stroma looks normal, and fat survives in it) and reaching past it, up to
 about 40% of the lesion's radius into tissue annotated normal.
 "scattered" is the diffusely infiltrating pattern of lobular carcinoma:
@@ -95,7 +96,7 @@ class SlideSpec:
     tissue_fraction: float = 0.55
     lesion_fraction: float = 0.4
     #: One of INVASIVE_PATTERNS (see the module docstring).
-    invasive: str = INVASIVE_PATTERNS[0]
+    invasive: str = "spill"
 
     def um(self, microns: float) -> float:
         """Microns to level-0 pixels."""

@@ -80,3 +80,26 @@ def test_interrupted_generation_leaves_no_files(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         generate_slide(tmp_path / "x.tif", 1024, 1024, seed=1, on_progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_invasive_pattern_is_spill(tmp_path):
+    """`razn synth` without --invasive makes spill slides; desmoplastic is asked for by name."""
+    made = {}
+    for name, extra in (("default", []), ("spill", ["--invasive", "spill"]),
+                        ("desmoplastic", ["--invasive", "desmoplastic"])):  # fmt: skip
+        out = tmp_path / name / "s.tif"
+        out.parent.mkdir()
+        argv = [
+            "synth",
+            str(out),
+            "--size",
+            "1536x1536",
+            "--seed",
+            "2",
+            "--lesion-fraction",
+            "0.6",
+        ]
+        assert main([*argv, *extra]) == 0
+        made[name] = out.read_bytes()
+    assert made["default"] == made["spill"]
+    assert made["default"] != made["desmoplastic"]
