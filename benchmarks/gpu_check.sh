@@ -62,6 +62,8 @@ step tests 60 bash -c "$PY -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | 
 cat "$OUT/tests.txt"
 
 echo "== slides: one to train on and segment, one held out"
+# razn synth's default invasive pattern (spill: the stroma does not trace the
+# label), not the CPU runs' desmoplastic one: these figures stand on their own.
 step synth-train 120 $PY -m razn.cli synth "$WORK/train.tif" --size "${SIZE}x${SIZE}" --seed 7 --workers 12 --lesion-fraction 0.25
 step synth-test 45 $PY -m razn.cli synth "$WORK/test.tif" --size "$(( SIZE / 2 ))x$(( SIZE / 2 ))" --seed 8 --workers 12 --lesion-fraction 0.25
 
