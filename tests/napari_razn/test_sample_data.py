@@ -67,3 +67,26 @@ def test_layers_are_accepted_by_napari_and_align(cache, monkeypatch):
             truth.extent.world[side] + sign * truth.scale / 2,
             atol=1e-6,
         )
+
+
+def test_the_samples_imports_leave_the_heap_frozen(tmp_path):
+    """In a fresh process: the sample's warm-up imports (pandas, scipy, pint...) run
+    with the collector paused and freeze what is alive after, so the full
+    collections they set off no longer stall napari while it adds the layers
+    (two of 70-100 ms each, docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    code = """
+import gc
+from napari_razn import _sample_data
+_sample_data.SAMPLE_SIZE, _sample_data.SAMPLE_NAME = (1024, 768), "small.tif"
+print("before", gc.get_freeze_count(), flush=True)
+_sample_data.make_synthetic_slide_sample()
+print("after", gc.get_freeze_count() > 2 * len(gc.get_objects()), gc.isenabled(), flush=True)
+"""
+    env = {**__import__("os").environ, "NAPARI_RAZN_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=180, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "before 0" in done.stdout and "after True True" in done.stdout, done.stdout
