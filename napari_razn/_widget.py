@@ -47,15 +47,15 @@ class RaznWidget(Container):
     """Slide facts, model and threshold, live segmentation, corrections, export."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
+        # napari's heap, as it stands, out of the collections the panel's
+        # workers would set off (`_collector`): a full one at docking stalled
+        # the window 70-135 ms. Thawed before any layer is removed.
+        freeze_heap()
         super().__init__(labels=False)
         # napari hands plugins a proxy that wraps every object it returns
         # anew (so `is` fails between two reads of the same layer) and warns
         # on private attributes; the panel keeps and compares the layers
         # themselves.
-        # napari's heap, as it stands, out of the collections the panel's
-        # workers would set off (`_collector`): a full one at docking stalled
-        # the window 70-135 ms. Thawed before any layer is removed.
-        freeze_heap()
         self.viewer = _unwrap(napari_viewer)
         self.controller = PanelController()
         self.workers = Workers()
