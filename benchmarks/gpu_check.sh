@@ -18,8 +18,9 @@
 # slow step shortens the next ones instead of overrunning the lease.
 #
 #   OUT=/some/dir bash benchmarks/gpu_check.sh    # repository root, venv active or $PYTHON
-#   DEVICE=cpu BUDGET=600 SIZE=2048 A1_CONFIG=razn-small A1_STEPS=30 \
-#     bash benchmarks/gpu_check.sh   # a dry run on a CPU: every step, tiny
+#   DEVICE=cpu BUDGET=600 SIZE=2048 A1_CONFIG=razn-small A1_STEPS=4 A1_BATCH=4 \
+#     A1_LOG_EVERY=2 A1_CHECKPOINT_EVERY=2 bash benchmarks/gpu_check.sh
+#                                    # a dry run on a CPU: every step, tiny
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
@@ -30,6 +31,9 @@ BUDGET=${BUDGET:-480}   # seconds for the whole script
 SIZE=${SIZE:-12288}     # training/whole-slide slide side (level-0 px; 3 x 3 mm)
 A1_STEPS=${A1_STEPS:-400}
 A1_CONFIG=${A1_CONFIG:-razn} # the paper's size; razn-small for a CPU dry run
+A1_BATCH=${A1_BATCH:-16}
+A1_LOG_EVERY=${A1_LOG_EVERY:-10}
+A1_CHECKPOINT_EVERY=${A1_CHECKPOINT_EVERY:-25}
 RESERVE=${RESERVE:-120} # seconds kept for the whole-slide and net timings
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -82,8 +86,9 @@ for i in "${!variants[@]}"; do
   esac
   mkdir -p "$OUT/a1-$v"
   step "a1-$v-train" $(( slice * 3 / 4 )) $PY -m razn.cli train --config "$A1_CONFIG" --slides "$WORK/train.tif" \
-    --labels "$WORK/train.labels.tif" --out "$WORK/a1-$v" --iterations "$A1_STEPS" --batch-size 16 \
-    --device "$DEVICE" --log-every 10 --checkpoint-every 25 --quiet "${extra[@]}"
+    --labels "$WORK/train.labels.tif" --out "$WORK/a1-$v" --iterations "$A1_STEPS" --batch-size "$A1_BATCH" \
+    --device "$DEVICE" --log-every "$A1_LOG_EVERY" --checkpoint-every "$A1_CHECKPOINT_EVERY" \
+    --quiet "${extra[@]}"
   cp "$WORK/a1-$v/metrics.jsonl" "$OUT/a1-$v/" 2>/dev/null
   model="$WORK/a1-$v/model.safetensors"
   [ -f "$model" ] || model="$WORK/a1-$v/checkpoint.safetensors"
