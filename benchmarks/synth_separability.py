@@ -1,7 +1,7 @@
 """How much of the invasive label a patch's colour alone gives away, per invasive pattern.
 
 A methods review found that nine colour statistics of 32 um patches
-separate normal from invasive tissue on the default synthetic slides with
+separate normal from invasive tissue on the desmoplastic synthetic slides with
 99% accuracy (linear discriminant): the desmoplastic stroma is drawn
 exactly inside the invasive outline. This script repeats that check for
 each invasive pattern (`razn synth --invasive ...`): it renders 32 um

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="D",
-        help="downsample of the label grid (default 16, more for huge slides)",
+        help="downsample of the label grid (default 16, more for huge slides; 8 for a mosaic)",
     )
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     mosaic = parser.add_argument_group("real-tissue mosaic")

@@ -149,7 +149,8 @@ def generate_slide(
     layout = Layout.build(spec)
     described = asdict(spec)
     if spec.invasive == INVASIVE_PATTERNS[0]:
-        # The default slides keep the bytes they had before the option.
+        # Desmoplastic slides keep the bytes they had before the option
+        # (the key makes the OME UUID).
         del described["invasive"]
     key = json.dumps(
         {**described, "label_noise": label_noise, "label_downsample": label_downsample,

@@ -3,7 +3,7 @@
 The truth is the lesion outlines of the `Layout` (region-level, as BACH
 pathologists annotate: a lesion region includes the stroma between its
 ducts), sampled at the centre of each label-grid cell, optionally with the
-boundaries jittered. The label grid is written by `razn.label_tiff` (the
+boundaries jittered. The label grid is written by `razn.label_grid` (the
 downsample and mpp recorded in the file) one band at a time through dask,
 and the GeoJSON is the vectorised label grid, so the two agree exactly:
 rasterising the GeoJSON at the grid's downsample gives back the grid.

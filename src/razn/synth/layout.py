@@ -54,7 +54,8 @@ from razn.synth.shapes import (  # noqa: F401 (the structure kinds, re-exported 
 
 _BUCKET_UM = 128.0
 
-#: How invasive carcinoma may grow (`SlideSpec.invasive`); the first is the default.
+#: How invasive carcinoma may grow (`SlideSpec.invasive`; spill is the default). Slides
+#: of the first keep the bytes they had before the option (`generate_slide`).
 INVASIVE_PATTERNS = ("desmoplastic", "scattered", "spill")
 
 # Noise streams (any distinct integers).

@@ -1,4 +1,4 @@
-"""The invasive patterns: desmoplastic (the default), scattered and spill.
+"""The invasive patterns: spill (the default), desmoplastic and scattered.
 
 Scattered invasive carcinoma is the one class on synthetic slides that a
 128 um field reads better than a 64 um patch: its nests lie about 100 um
