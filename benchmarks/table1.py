@@ -434,8 +434,10 @@ def _store_times(result: dict, times: dict, key: str, count_key: str) -> None:
 
 
 def write_report(
-    profile_name: str, results: dict, cache: Path, seconds: float, seed: int = 0
+    profile_name: str, results: dict, cache: Path, seconds: float | None, seed: int = 0
 ) -> None:
+    """docs/benchmarks/table1_<run>.md; `seconds` is this invocation's wall time, None if it
+    trained nothing (`--report-only`), so a rewritten report does not claim a 0-minute run."""
     profile, run = PROFILES[profile_name], run_name(profile_name, seed)
     image = f"table1_{run}.png"
     plot(results, ROOT / "docs" / "images" / image)
@@ -503,9 +505,10 @@ def write_report(
             lines.append(f"- {LABELS[model]}: training {results[model]['train_s']:.0f} s, "
                          f"evaluation {results[model]['evaluate_s']:.0f} s")  # fmt: skip
     serial = sum(r["train_s"] + r["evaluate_s"] for r in results.values())
-    lines += [f"- all models, training plus evaluation, one after another: {serial / 60:.0f} min",
-              f"- this invocation (wall; cached models cost nothing): {seconds / 60:.1f} min",
-              f"- machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
+    lines += [f"- all models, training plus evaluation, one after another: {serial / 60:.0f} min"]
+    if seconds is not None:
+        lines += [f"- this invocation (wall; cached models cost nothing): {seconds / 60:.1f} min"]
+    lines += [f"- machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
               f"{platform.python_version()}, shared with other jobs", ""]  # fmt: skip
     out = report_path(run)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -530,12 +533,15 @@ def seed_spread(results: dict, cache: Path, profile_name: str) -> list[str]:
              "weights, batch order, augmentation). Each run's full report is "
              + ", ".join(f"`table1_{run_name(profile_name, s)}.md`" for s in seeds[1:])
              + ". mIoU at threshold 0.5; for RAZN also its best mIoU within 0.6 of that "
-             "run's Scale 2 time (one field per call), with the zoom fraction there.", "",
-             "| model | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "|---|" + "---|" * len(seeds)]  # fmt: skip
+             "run's Scale 2 time (one field per call), with the zoom fraction there. The last "
+             "column is the mean ± sd (n - 1) of the mIoU at 0.5 over the seeds that have the "
+             "model.", "",
+             "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd |",
+             "|---|" + "---|" * (len(seeds) + 1)]  # fmt: skip
     for model in MODELS:
         if sum(model in runs[s] for s in seeds) < 2:
             continue
+        mious = np.array([_at(runs[s][model], 0.5)["miou"] for s in seeds if model in runs[s]])
         cells = []
         for s in seeds:
             if model not in runs[s]:
@@ -550,6 +556,7 @@ def seed_spread(results: dict, cache: Path, profile_name: str) -> list[str]:
                     best = max(near, key=lambda r: r["miou"])
                     cell += f"; {best['miou']:.3f} (zoom {best['zoom_fraction']:.2f})"
             cells.append(cell)
+        cells.append(f"{mious.mean():.3f} ± {mious.std(ddof=1):.3f} (n = {mious.size})")
         lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -675,6 +682,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed; runs other than 0 go to their own folder and "
                         "report, and the seed-0 report lists them")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the report from what the cache holds (for "
+                        "example the seed-0 report once other seeds have run)")  # fmt: skip
     parser.add_argument("--retime", action="store_true",
                         help="time the scored models again, one at a time, in this process")  # fmt: skip
     args = parser.parse_args()
@@ -683,11 +693,12 @@ def main() -> None:
     run = cache / run_name(args.profile, args.seed)
     run.mkdir(parents=True, exist_ok=True)
     profile = PROFILES[args.profile]
-    field_pool(cache, profile, args.profile)
-    slides_for(cache, profile, "test")
+    if not args.report_only:  # a report needs neither (nor should it generate them)
+        field_pool(cache, profile, args.profile)
+        slides_for(cache, profile, "test")
     # Slowest first, so the workers finish close together.
     order = ("attention", *RAZN_MODELS, "ms", "scale2", "scale1")
-    order = [m for m in order if m in (args.only or MODELS)]
+    order = [m for m in order if m in (args.only or MODELS)] if not args.report_only else []
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         futures = {pool.submit(train_and_score, m, args.profile, str(cache), args.seed): m
@@ -711,7 +722,10 @@ def main() -> None:
                 retime(results[model], load_model(trained), profile, cache)
                 path.write_text(json.dumps(results[model], indent=1))
                 print(f"{model}: retimed ({time.time() - start:.0f} s)", flush=True)
-    write_report(args.profile, results, cache, time.time() - start, args.seed)
+    if not results:
+        raise SystemExit(f"{run}: no scored model to report on")
+    wall = None if args.report_only else time.time() - start
+    write_report(args.profile, results, cache, wall, args.seed)
     if args.demo_out:
         trained = run / (args.demo_from + profile.suffix)
         export_demo(trained, results[args.demo_from], args.demo_out, profile, cache)
