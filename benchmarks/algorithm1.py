@@ -22,7 +22,8 @@ variant counts as working if it zooms into 10-60% of the validation fields
 and beats the no-routing ablation's mIoU, or matches it (within 0.01) with
 fewer zooms.
 
-Writes docs/benchmarks/algorithm1.md and docs/images/algorithm1.png.
+Writes docs/benchmarks/algorithm1.md and docs/images/algorithm1.png (another
+budget than 1,000 steps: algorithm1-it<N>.md and .png).
 
 Usage: python benchmarks/algorithm1.py [--cache DIR] [--iterations N] [--seeds 0 1 2]
        [--only VARIANT ...] [--workers 2]
@@ -199,6 +200,11 @@ def working(result: dict, unrouted: dict | None) -> str:
     return "no (below no routing)"
 
 
+def report_name(iterations: int) -> str:
+    """algorithm1 at the default budget; another budget gets a report of its own."""
+    return "algorithm1" if iterations == 1000 else f"algorithm1-it{iterations}"
+
+
 def report(results: list[dict], iterations: int, elapsed: float | None) -> None:
     by_variant: dict[str, list[dict]] = {}
     for r in results:
@@ -247,11 +253,12 @@ def report(results: list[dict], iterations: int, elapsed: float | None) -> None:
                 f"{zoom_train:.2f} | {gain:+.3f} | {r['train_s'] / 60:.0f} min | {verdict} |"
             )
     lines += _seed_summary(by_variant)
-    lines += ["", "![zoom share and zoom gain over training](../images/algorithm1.png)", ""]
+    name = report_name(iterations)
+    lines += ["", f"![zoom share and zoom gain over training](../images/{name}.png)", ""]
     lines += _gain_section(results, iterations)
-    path = ROOT / "docs" / "benchmarks" / "algorithm1.md"
+    path = ROOT / "docs" / "benchmarks" / f"{name}.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
-    plot(by_variant)
+    plot(by_variant, ROOT / "docs" / "images" / f"{name}.png")
     print(f"wrote {path}")
 
 
@@ -336,7 +343,7 @@ def _gain_section(results: list[dict], iterations: int) -> list[str]:
     ]
 
 
-def plot(by_variant: dict[str, list[dict]]) -> None:
+def plot(by_variant: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,7 +367,7 @@ def plot(by_variant: dict[str, list[dict]]) -> None:
         ax.axhline(0, color="black", lw=0.5)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "images" / "algorithm1.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 def _git_commit() -> str:
